@@ -1,0 +1,5 @@
+//! The `cl2` command.
+
+fn main() {
+    println!("cl2");
+}

@@ -1,0 +1,1 @@
+//! Tuning sets: how a phase paces its actions.
