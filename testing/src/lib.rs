@@ -1,1 +1,13 @@
 //! `cl2-hollow`: cl2's embedded simulated Kubernetes cluster and hollow nodes.
+//!
+//! A real HTTP Kubernetes API server ([`server`] over an in-memory [`store`]), control loops
+//! ([`scheduler`], [`controllers`]) and hollow kubelets ([`kubelet`]) that talk to it only
+//! through `kube::Client`, so the same kubelet code runs against real clusters.
+//! [`sim`] starts the whole thing in-process.
+
+pub mod controllers;
+pub mod kubelet;
+pub mod scheduler;
+pub mod server;
+pub mod sim;
+pub mod store;

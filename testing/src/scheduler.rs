@@ -1,0 +1,1 @@
+//! The simulated cluster's scheduler: binds pending pods via the binding subresource.

@@ -1,0 +1,1 @@
+//! Starting and stopping the whole simulated cluster in-process.
