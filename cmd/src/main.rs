@@ -1,5 +1,5 @@
-//! The `cl2` command.
+//! The `cl2` binary: the command line with the built-in measurements.
 
-fn main() {
-    println!("cl2");
+fn main() -> std::process::ExitCode {
+    cl2::run_cli(cl2::builtin_registry())
 }
