@@ -12,6 +12,20 @@ fn split_pair<'a>(s: &'a str, sep: char, what: &str) -> Result<(&'a str, &'a str
         .ok_or_else(|| UsageError(format!("{what} {s:?}: expected KEY{sep}VALUE")).into())
 }
 
+/// Parses `KEY[=VALUE]:EFFECT` as kubectl taint does.
+fn parse_taint(s: &str) -> Result<cl2_hollow::kubelet::NodeTaint> {
+    let bad = || UsageError(format!("--taint {s:?}: expected KEY[=VALUE]:EFFECT with EFFECT NoSchedule, PreferNoSchedule or NoExecute"));
+    let (kv, effect) = s.rsplit_once(':').ok_or_else(bad)?;
+    if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+        return Err(bad().into());
+    }
+    let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
+    if key.is_empty() {
+        return Err(bad().into());
+    }
+    Ok(cl2_hollow::kubelet::NodeTaint { key: key.into(), value: value.into(), effect: effect.into() })
+}
+
 pub async fn run(args: HollowNodesArgs) -> Result<Outcome> {
     let Some(kubeconfig) = args.cluster.kubeconfig.clone() else {
         return Err(UsageError(
@@ -22,9 +36,9 @@ pub async fn run(args: HollowNodesArgs) -> Result<Outcome> {
         .into());
     };
     let mut config = match &args.stages {
-        Some(p) => cl2_hollow::stages::SimStages::from_file(p)
-            .map_err(|e| UsageError(format!("{}: {e}", p.display())))?
-            .nodes,
+        Some(p) => cl2_hollow::stages::SimStages::load(p)
+            .map_err(|e| UsageError(e.to_string()))?
+            .node_config(),
         None => cl2_hollow::kubelet::HollowNodeConfig::default(),
     };
     config.name_prefix = args.name_prefix.clone();
@@ -40,9 +54,7 @@ pub async fn run(args: HollowNodesArgs) -> Result<Outcome> {
         config.labels.insert(k.to_string(), v.to_string());
     }
     for t in &args.taints {
-        config.taints.push(
-            cl2_hollow::kubelet::parse_taint(t).map_err(|e| UsageError(format!("--taint {t:?}: {e}")))?,
-        );
+        config.taints.push(parse_taint(t)?);
     }
     let opts = ConnectOptions {
         kubeconfig: Some(kubeconfig.clone()),

@@ -100,7 +100,7 @@ pub fn render(args: RenderArgs, registry: &Registry) -> Result<Outcome> {
     let opts = load_options(&args.testoverrides, args.nodes, registry);
     match config::render(&args.config, &opts, args.replica) {
         Ok(rendered) => {
-            print!("{rendered}");
+            print!("{}", rendered.to_text());
             Ok(Outcome::Pass)
         }
         Err(e) => Err(UsageError(e.to_string()).into()),
@@ -143,8 +143,7 @@ async fn connect(args: &RunArgs) -> Result<Target> {
     let nodes = args.nodes.unwrap_or(100);
     let mut sim_config = cl2_hollow::sim::SimConfig { nodes: nodes as usize, ..Default::default() };
     if let Some(stages) = &args.stages {
-        sim_config.stages = cl2_hollow::stages::SimStages::from_file(stages)
-            .map_err(|e| UsageError(format!("{}: {e}", stages.display())))?;
+        sim_config.stages = cl2_hollow::stages::SimStages::load(stages).map_err(|e| UsageError(e.to_string()))?;
     }
     let started = std::time::Instant::now();
     let sim = cl2_hollow::sim::start(sim_config).await.context("starting the embedded simulated cluster")?;
@@ -208,7 +207,7 @@ async fn count_schedulable_nodes(cluster: &Cluster) -> Result<u64> {
 
 /// Parses a Go-style duration for `--timeout`.
 fn parse_timeout(s: &str) -> Result<Duration> {
-    config::parse_duration(s).map_err(|e| UsageError(format!("--timeout {s:?}: {e}")).into())
+    cl2_framework::duration::parse_go_duration(s).map_err(|e| UsageError(format!("--timeout {s:?}: {e}")).into())
 }
 
 /// `cl2 run`.
@@ -277,17 +276,16 @@ async fn run_one(
         .with_context(|| format!("creating report directory {}", report_dir.display()))?;
     eprintln!("cl2: running test {test_name:?} from {}", scenario.config.display());
 
-    let base = MeasurementContext {
-        cluster: target.cluster.clone(),
-        test_name: test_name.clone(),
-        test_params: loaded.params.clone(),
-        identifier: String::new(),
-        enable_exec: args.enable_exec,
-    };
-    let manager = Arc::new(MeasurementManager::new(registry.clone(), base));
-    let progress = progress::Bars::new();
     // A per-test token: the global one (Ctrl-C) or the timeout cancel it.
     let token = interrupts.token.child_token();
+    let mut base = MeasurementContext::new(target.cluster.clone(), test_name.clone());
+    base.test_params = loaded.params.clone();
+    base.enable_exec = args.enable_exec;
+    base.report_dir = Some(report_dir.clone());
+    base.namespace_prefix = Some(loaded.config.namespace.prefix.clone());
+    base.cancel = token.clone();
+    let manager = Arc::new(MeasurementManager::new(registry.clone(), base));
+    let progress = progress::Bars::new();
     let timer = timeout.map(|t| {
         let token = token.clone();
         tokio::spawn(async move {
@@ -334,6 +332,7 @@ async fn run_one(
         cluster: target.description.clone(),
         nodes: target.nodes,
         provider: args.provider.clone(),
+        client_bottlenecks: client_bottlenecks(target, args),
     };
     let files = report::write_reports(&report_dir, &record, &results, &meta)
         .with_context(|| format!("writing reports to {}", report_dir.display()))?;
@@ -350,6 +349,20 @@ async fn run_one(
         _ => Outcome::Pass,
     };
     Ok(outcome)
+}
+
+/// Evidence that cl2's own client limited the load (which makes the run's numbers invalid).
+fn client_bottlenecks(target: &Target, args: &RunArgs) -> Vec<String> {
+    let t = target.cluster.latency.throttle();
+    if t.client_was_bottleneck() {
+        vec![format!(
+            "{} of {} requests waited on cl2's client-side rate limit (--qps {} --burst {}), {:.1}s in total; \
+             raise --qps/--burst",
+            t.throttled, t.requests, args.cluster.qps, args.cluster.burst, t.total_wait_secs
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 /// Ctrl-C / SIGTERM handling: the first stops the run gracefully (measurements gather, reports

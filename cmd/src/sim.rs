@@ -7,8 +7,7 @@ use anyhow::{Context, Result};
 pub async fn run(args: SimArgs) -> Result<Outcome> {
     let mut config = cl2_hollow::sim::SimConfig { nodes: args.nodes, listen: args.listen, ..Default::default() };
     if let Some(stages) = &args.stages {
-        config.stages = cl2_hollow::stages::SimStages::from_file(stages)
-            .map_err(|e| UsageError(format!("{}: {e}", stages.display())))?;
+        config.stages = cl2_hollow::stages::SimStages::load(stages).map_err(|e| UsageError(e.to_string()))?;
     }
     let started = std::time::Instant::now();
     let sim = cl2_hollow::sim::start(config).await.context("starting the simulated cluster")?;

@@ -42,7 +42,7 @@ pub fn print_run_summary(record: &RunRecord, results: &[MeasurementResult], file
         "VERDICT".to_string(),
     ]];
     for row in report::verdict_table(results) {
-        rows.push(vec![row.measurement, row.identifier, row.numbers, row.slo, row.verdict]);
+        rows.push(vec![row.measurement, row.identifier, row.numbers, row.slo, row.verdict.label().to_string()]);
     }
     if rows.len() > 1 {
         println!();
@@ -72,8 +72,12 @@ pub fn print_run_summary(record: &RunRecord, results: &[MeasurementResult], file
 /// `cl2 measurements`.
 pub fn print_measurements(registry: &Registry) {
     let mut rows = vec![vec!["METHOD".to_string(), "SUMMARY".to_string()]];
-    for d in registry.iter() {
-        rows.push(vec![d.name.to_string(), d.summary.to_string()]);
+    for e in registry.entries() {
+        let summary = match &e.plugin {
+            Some(path) => format!("{} (plugin {})", e.summary, path.display()),
+            None => e.summary,
+        };
+        rows.push(vec![e.name, summary]);
     }
     print_table(&rows);
 }

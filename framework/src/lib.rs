@@ -8,8 +8,10 @@
 
 pub mod cluster;
 pub mod config;
+pub mod duration;
 pub mod executor;
 pub mod measurement;
 pub mod report;
 pub mod run;
+pub mod template;
 pub mod tuning;

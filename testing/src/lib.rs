@@ -5,9 +5,18 @@
 //! through `kube::Client`, so the same kubelet code runs against real clusters.
 //! [`sim`] starts the whole thing in-process.
 
+pub mod admission;
 pub mod controllers;
 pub mod kubelet;
+pub mod metrics;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
+pub mod resources;
 pub mod scheduler;
+pub mod selectors;
 pub mod server;
 pub mod sim;
+pub mod stages;
 pub mod store;
+pub mod tables;

@@ -54,7 +54,10 @@ pub enum TuningSetKind {
     /// `randomizedLoad`: each action after a uniform random delay in `[0, 2/averageQps]`.
     RandomizedLoad { average_qps: f64 },
     /// `steppedLoad`: `burstSize` actions at once, then sleep `stepDelay`.
-    SteppedLoad { burst_size: u32, step_delay: Duration },
+    SteppedLoad {
+        burst_size: u32,
+        step_delay: Duration,
+    },
     /// `timeLimitedLoad`: spread all actions evenly over `timeLimit`.
     TimeLimitedLoad { time_limit: Duration },
     /// `randomizedTimeLimitedLoad`: each action at a uniform random time in `[0, timeLimit)`.
@@ -87,7 +90,11 @@ pub enum StepKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NamespaceSelection {
     /// `namespaceRange {min, max, basename}`; `basename` None = automanaged prefix.
-    Range { min: u32, max: u32, basename: Option<String> },
+    Range {
+        min: u32,
+        max: u32,
+        basename: Option<String>,
+    },
     /// `namespaceList`.
     List(Vec<String>),
     /// Neither: cluster-scoped objects (namespace "").
