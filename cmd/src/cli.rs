@@ -41,21 +41,32 @@ pub enum Command {
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
     /// Load, render and check test configs; report every problem with its place.
-    #[command(after_help = "Examples:\n  cl2 validate configs/density/config.yaml\n  cl2 validate --nodes 5000 configs/*/config.yaml")]
+    #[command(
+        after_help = "Examples:\n  cl2 validate configs/density/config.yaml\n  cl2 validate --nodes 5000 configs/*/config.yaml"
+    )]
     Validate(ValidateArgs),
     /// Print a fully rendered config (modules flattened) and its object templates.
-    #[command(after_help = "Examples:\n  cl2 render configs/density/config.yaml --nodes 1000\n  cl2 render configs/load/config.yaml --replica 3")]
+    #[command(
+        after_help = "Examples:\n  cl2 render configs/density/config.yaml --nodes 1000\n  cl2 render configs/load/config.yaml --replica 3"
+    )]
     Render(RenderArgs),
     /// Start the simulated cluster alone, for kubectl or other tools; stops on Ctrl-C.
-    #[command(after_help = "Examples:\n  cl2 sim --nodes 100 --kubeconfig-out /tmp/sim.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get nodes")]
+    #[command(
+        after_help = "Examples:\n  cl2 sim --nodes 100 --kubeconfig-out /tmp/sim.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get nodes"
+    )]
     Sim(SimArgs),
     /// Register simulated ("hollow") nodes against any cluster, like kubemark.
-    #[command(name = "hollow-nodes", after_help = "Examples:\n  cl2 hollow-nodes --kubeconfig ~/.kube/config --count 1000\n  cl2 hollow-nodes --count 10 --extended-resource nvidia.com/gpu=8 --taint gpu=true:NoSchedule")]
+    #[command(
+        name = "hollow-nodes",
+        after_help = "Examples:\n  cl2 hollow-nodes --kubeconfig ~/.kube/config --count 1000\n  cl2 hollow-nodes --count 10 --extended-resource nvidia.com/gpu=8 --taint gpu=true:NoSchedule"
+    )]
     HollowNodes(HollowNodesArgs),
     /// List the registered measurements with their summaries.
     Measurements,
     /// Compare two report directories and flag regressions.
-    #[command(after_help = "Examples:\n  cl2 compare reports/density-v1.35 reports/density-v1.36\n  cl2 compare old/ new/ --tolerance 10")]
+    #[command(
+        after_help = "Examples:\n  cl2 compare reports/density-v1.35 reports/density-v1.36\n  cl2 compare old/ new/ --tolerance 10"
+    )]
     Compare(CompareArgs),
     /// Print version information.
     Version,

@@ -14,7 +14,11 @@ fn split_pair<'a>(s: &'a str, sep: char, what: &str) -> Result<(&'a str, &'a str
 
 /// Parses `KEY[=VALUE]:EFFECT` as kubectl taint does.
 fn parse_taint(s: &str) -> Result<cl2_hollow::kubelet::NodeTaint> {
-    let bad = || UsageError(format!("--taint {s:?}: expected KEY[=VALUE]:EFFECT with EFFECT NoSchedule, PreferNoSchedule or NoExecute"));
+    let bad = || {
+        UsageError(format!(
+            "--taint {s:?}: expected KEY[=VALUE]:EFFECT with EFFECT NoSchedule, PreferNoSchedule or NoExecute"
+        ))
+    };
     let (kv, effect) = s.rsplit_once(':').ok_or_else(bad)?;
     if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
         return Err(bad().into());
@@ -23,7 +27,11 @@ fn parse_taint(s: &str) -> Result<cl2_hollow::kubelet::NodeTaint> {
     if key.is_empty() {
         return Err(bad().into());
     }
-    Ok(cl2_hollow::kubelet::NodeTaint { key: key.into(), value: value.into(), effect: effect.into() })
+    Ok(cl2_hollow::kubelet::NodeTaint {
+        key: key.into(),
+        value: value.into(),
+        effect: effect.into(),
+    })
 }
 
 pub async fn run(args: HollowNodesArgs) -> Result<Outcome> {
@@ -44,7 +52,9 @@ pub async fn run(args: HollowNodesArgs) -> Result<Outcome> {
     config.name_prefix = args.name_prefix.clone();
     config.capacity.insert("cpu".into(), args.cpu.clone());
     config.capacity.insert("memory".into(), args.memory.clone());
-    config.capacity.insert("pods".into(), args.max_pods.to_string());
+    config
+        .capacity
+        .insert("pods".into(), args.max_pods.to_string());
     for r in &args.extended_resources {
         let (k, v) = split_pair(r, '=', "--extended-resource")?;
         config.capacity.insert(k.to_string(), v.to_string());
@@ -67,10 +77,18 @@ pub async fn run(args: HollowNodesArgs) -> Result<Outcome> {
         .with_context(|| format!("connecting with kubeconfig {}", kubeconfig.display()))?;
     let shutdown = CancellationToken::new();
     let started = std::time::Instant::now();
-    eprintln!("cl2 hollow-nodes: registering {} nodes ({}0..) ...", args.count, args.name_prefix);
-    let fleet = cl2_hollow::kubelet::start_fleet(cluster.client.clone(), config, args.count, shutdown.clone())
-        .await
-        .context("starting hollow nodes")?;
+    eprintln!(
+        "cl2 hollow-nodes: registering {} nodes ({}0..) ...",
+        args.count, args.name_prefix
+    );
+    let fleet = cl2_hollow::kubelet::start_fleet(
+        cluster.client.clone(),
+        config,
+        args.count,
+        shutdown.clone(),
+    )
+    .await
+    .context("starting hollow nodes")?;
     println!(
         "cl2 hollow-nodes: {} nodes registered and Ready in {:.1}s; renewing leases. Ctrl-C stops them \
          (the Node objects stay; delete them with kubectl delete nodes -l ...).",

@@ -13,8 +13,8 @@ mod run;
 mod sim;
 mod table;
 
-use clap::{CommandFactory, Parser};
 use cl2_framework::measurement::Registry;
+use clap::{CommandFactory, Parser};
 use std::process::ExitCode;
 
 /// Documented exit codes.
@@ -37,7 +37,11 @@ impl Outcome {
                 Outcome::Usage => 3,
             }
         }
-        if rank(other) > rank(self) { other } else { self }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -63,7 +67,10 @@ pub fn builtin_registry() -> Registry {
 pub fn run_cli(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -111,7 +118,11 @@ async fn dispatch(cli: Cli, registry: Registry) -> Outcome {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<UsageError>().is_some() { Outcome::Usage } else { Outcome::Fail }
+            if e.downcast_ref::<UsageError>().is_some() {
+                Outcome::Usage
+            } else {
+                Outcome::Fail
+            }
         }
     }
 }
@@ -130,7 +141,9 @@ fn init_logging(args: &cli::LogArgs) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match args.log_format {
         cli::LogFormat::Json => builder.json().try_init(),
         cli::LogFormat::Text => builder.try_init(),

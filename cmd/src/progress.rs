@@ -48,7 +48,8 @@ fn phase_style() -> ProgressStyle {
 }
 
 fn wait_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner())
+    ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 impl Progress for Bars {

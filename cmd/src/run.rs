@@ -51,14 +51,22 @@ fn scenarios(args: &RunArgs) -> Result<Vec<Scenario>> {
             }
             let mut overrides = args.testoverrides.clone();
             overrides.extend(e.override_paths.iter().map(|p| base.join(p)));
-            out.push(Scenario { identifier: Some(e.identifier), config: base.join(e.config_path), overrides });
+            out.push(Scenario {
+                identifier: Some(e.identifier),
+                config: base.join(e.config_path),
+                overrides,
+            });
         }
         Ok(out)
     } else {
         Ok(args
             .testconfig
             .iter()
-            .map(|c| Scenario { identifier: None, config: c.clone(), overrides: args.testoverrides.clone() })
+            .map(|c| Scenario {
+                identifier: None,
+                config: c.clone(),
+                overrides: args.testoverrides.clone(),
+            })
             .collect())
     }
 }
@@ -73,18 +81,29 @@ fn load_options(overrides: &[PathBuf], nodes: u64, registry: &Registry) -> LoadO
 }
 
 fn load(scenario: &Scenario, nodes: u64, registry: &Registry) -> Result<LoadedConfig> {
-    config::load(&scenario.config, &load_options(&scenario.overrides, nodes, registry))
-        .map_err(|e| UsageError(e.to_string()).into())
+    config::load(
+        &scenario.config,
+        &load_options(&scenario.overrides, nodes, registry),
+    )
+    .map_err(|e| UsageError(e.to_string()).into())
 }
 
 /// `cl2 validate`.
 pub fn validate(args: ValidateArgs, registry: &Registry) -> Result<Outcome> {
     let mut outcome = Outcome::Pass;
     for path in &args.configs {
-        match config::load(path, &load_options(&args.testoverrides, args.nodes, registry)) {
+        match config::load(
+            path,
+            &load_options(&args.testoverrides, args.nodes, registry),
+        ) {
             Ok(loaded) => {
                 let steps = loaded.config.steps.len();
-                println!("{}: ok ({} steps, test {:?})", path.display(), steps, loaded.config.name);
+                println!(
+                    "{}: ok ({} steps, test {:?})",
+                    path.display(),
+                    steps,
+                    loaded.config.name
+                );
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -131,7 +150,10 @@ async fn connect(args: &RunArgs) -> Result<Target> {
             Some(n) => n,
             None => count_schedulable_nodes(&cluster).await?,
         };
-        eprintln!("cl2: using the cluster of kubeconfig {} ({nodes} nodes)", kubeconfig.display());
+        eprintln!(
+            "cl2: using the cluster of kubeconfig {} ({nodes} nodes)",
+            kubeconfig.display()
+        );
         return Ok(Target {
             cluster,
             nodes,
@@ -141,15 +163,22 @@ async fn connect(args: &RunArgs) -> Result<Target> {
         });
     }
     let nodes = args.nodes.unwrap_or(100);
-    let mut sim_config = cl2_hollow::sim::SimConfig { nodes: nodes as usize, ..Default::default() };
+    let mut sim_config = cl2_hollow::sim::SimConfig {
+        nodes: nodes as usize,
+        ..Default::default()
+    };
     if let Some(stages) = &args.stages {
-        sim_config.stages = cl2_hollow::stages::SimStages::load(stages).map_err(|e| UsageError(e.to_string()))?;
+        sim_config.stages =
+            cl2_hollow::stages::SimStages::load(stages).map_err(|e| UsageError(e.to_string()))?;
     }
     let started = std::time::Instant::now();
-    let sim = cl2_hollow::sim::start(sim_config).await.context("starting the embedded simulated cluster")?;
+    let sim = cl2_hollow::sim::start(sim_config)
+        .await
+        .context("starting the embedded simulated cluster")?;
     let dir = tempfile::tempdir().context("creating a temporary directory for the kubeconfig")?;
     let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).context("writing the simulated cluster's kubeconfig")?;
+    sim.write_kubeconfig(&kubeconfig)
+        .context("writing the simulated cluster's kubeconfig")?;
     eprintln!(
         "cl2: no --kubeconfig given: started the embedded simulated cluster at {} with {nodes} hollow nodes in {:.1}s",
         sim.base_url(),
@@ -170,7 +199,10 @@ async fn connect(args: &RunArgs) -> Result<Target> {
 async fn count_schedulable_nodes(cluster: &Cluster) -> Result<u64> {
     use k8s_openapi::api::core::v1::Node;
     let api: kube::Api<Node> = kube::Api::all(cluster.client.clone());
-    let nodes = api.list(&Default::default()).await.context("listing nodes")?;
+    let nodes = api
+        .list(&Default::default())
+        .await
+        .context("listing nodes")?;
     const BLOCKING: &[&str] = &[
         "node.kubernetes.io/not-ready",
         "node.kubernetes.io/unreachable",
@@ -190,12 +222,18 @@ async fn count_schedulable_nodes(cluster: &Cluster) -> Result<u64> {
             let spec = n.spec.as_ref();
             let unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
             let tainted = spec.and_then(|s| s.taints.as_ref()).is_some_and(|ts| {
-                ts.iter().any(|t| (t.effect == "NoSchedule" || t.effect == "NoExecute") && BLOCKING.contains(&t.key.as_str()))
+                ts.iter().any(|t| {
+                    (t.effect == "NoSchedule" || t.effect == "NoExecute")
+                        && BLOCKING.contains(&t.key.as_str())
+                })
             });
             let conditions = n.status.as_ref().and_then(|s| s.conditions.as_ref());
-            let ready = conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            let net_down =
-                conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "NetworkUnavailable" && c.status == "True"));
+            let ready = conditions
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            let net_down = conditions.is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
+            });
             !unschedulable && !tainted && ready && !net_down
         })
         .count();
@@ -207,16 +245,19 @@ async fn count_schedulable_nodes(cluster: &Cluster) -> Result<u64> {
 
 /// Parses a Go-style duration for `--timeout`.
 fn parse_timeout(s: &str) -> Result<Duration> {
-    cl2_framework::duration::parse_go_duration(s).map_err(|e| UsageError(format!("--timeout {s:?}: {e}")).into())
+    cl2_framework::duration::parse_go_duration(s)
+        .map_err(|e| UsageError(format!("--timeout {s:?}: {e}")).into())
 }
 
 /// `cl2 run`.
 pub async fn run(args: RunArgs, registry: Registry) -> Result<Outcome> {
     let mut registry = registry;
     for plugin in &args.measurement_plugins {
-        let (name, path) = plugin
-            .split_once('=')
-            .ok_or_else(|| UsageError(format!("--measurement-plugin {plugin:?}: expected NAME=PATH")))?;
+        let (name, path) = plugin.split_once('=').ok_or_else(|| {
+            UsageError(format!(
+                "--measurement-plugin {plugin:?}: expected NAME=PATH"
+            ))
+        })?;
         registry
             .register_plugin(name, Path::new(path))
             .map_err(|e| UsageError(format!("--measurement-plugin {plugin:?}: {e}")))?;
@@ -266,15 +307,24 @@ async fn run_one(
     timeout: Option<Duration>,
 ) -> Result<Outcome> {
     let loaded = Arc::new(load(scenario, target.nodes, registry)?);
-    let test_name = scenario.identifier.clone().unwrap_or_else(|| loaded.config.name.clone());
+    let test_name = scenario
+        .identifier
+        .clone()
+        .unwrap_or_else(|| loaded.config.name.clone());
     let report_dir = match &args.report_dir {
         Some(d) => d.clone(),
-        None => PathBuf::from("reports")
-            .join(format!("{}-{}", loaded.config.name, chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))),
+        None => PathBuf::from("reports").join(format!(
+            "{}-{}",
+            loaded.config.name,
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        )),
     };
     std::fs::create_dir_all(&report_dir)
         .with_context(|| format!("creating report directory {}", report_dir.display()))?;
-    eprintln!("cl2: running test {test_name:?} from {}", scenario.config.display());
+    eprintln!(
+        "cl2: running test {test_name:?} from {}",
+        scenario.config.display()
+    );
 
     // A per-test token: the global one (Ctrl-C) or the timeout cancel it.
     let token = interrupts.token.child_token();
@@ -339,12 +389,17 @@ async fn run_one(
 
     table::print_run_summary(&record, &results, &files);
     if !record.namespaces_left.is_empty() {
-        eprintln!("cl2: namespaces left on the cluster: {}", record.namespaces_left.join(", "));
+        eprintln!(
+            "cl2: namespaces left on the cluster: {}",
+            record.namespaces_left.join(", ")
+        );
     }
     let outcome = match files.verdict {
         cl2_framework::measurement::Verdict::Fail => Outcome::Fail,
         _ if record.partial || record.errors.iter().any(|e| e.fatal) => Outcome::Fail,
-        _ if !record.errors.is_empty() || record.steps.iter().any(|s| !s.errors.is_empty()) => Outcome::Fail,
+        _ if !record.errors.is_empty() || record.steps.iter().any(|s| !s.errors.is_empty()) => {
+            Outcome::Fail
+        }
         _ if files.client_bottleneck => Outcome::Invalid,
         _ => Outcome::Pass,
     };
@@ -389,9 +444,15 @@ impl Interrupts {
                     );
                     t.cancel();
                 } else {
-                    let left = ex.lock().as_ref().map(|e| e.namespaces()).unwrap_or_default();
+                    let left = ex
+                        .lock()
+                        .as_ref()
+                        .map(|e| e.namespaces())
+                        .unwrap_or_default();
                     if left.is_empty() {
-                        eprintln!("cl2: interrupted twice: exiting now; no automanaged namespace is known to exist");
+                        eprintln!(
+                            "cl2: interrupted twice: exiting now; no automanaged namespace is known to exist"
+                        );
                     } else {
                         eprintln!(
                             "cl2: interrupted twice: exiting now; namespaces left on the cluster: {}",

@@ -5,12 +5,19 @@ use crate::{Outcome, UsageError};
 use anyhow::{Context, Result};
 
 pub async fn run(args: SimArgs) -> Result<Outcome> {
-    let mut config = cl2_hollow::sim::SimConfig { nodes: args.nodes, listen: args.listen, ..Default::default() };
+    let mut config = cl2_hollow::sim::SimConfig {
+        nodes: args.nodes,
+        listen: args.listen,
+        ..Default::default()
+    };
     if let Some(stages) = &args.stages {
-        config.stages = cl2_hollow::stages::SimStages::load(stages).map_err(|e| UsageError(e.to_string()))?;
+        config.stages =
+            cl2_hollow::stages::SimStages::load(stages).map_err(|e| UsageError(e.to_string()))?;
     }
     let started = std::time::Instant::now();
-    let sim = cl2_hollow::sim::start(config).await.context("starting the simulated cluster")?;
+    let sim = cl2_hollow::sim::start(config)
+        .await
+        .context("starting the simulated cluster")?;
     let kubeconfig = match &args.kubeconfig_out {
         Some(p) => p.clone(),
         None => std::env::temp_dir().join(format!("cl2-sim-{}.kubeconfig", std::process::id())),

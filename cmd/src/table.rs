@@ -8,7 +8,13 @@ use cl2_framework::run::RunRecord;
 pub fn print_table(rows: &[Vec<String>]) {
     let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for (i, row) in rows.iter().enumerate() {
         let line: Vec<String> = row
@@ -32,7 +38,11 @@ pub fn print_run_summary(record: &RunRecord, results: &[MeasurementResult], file
         "Test {:?}: {} steps in {duration:.1}s{}",
         record.test_name,
         record.steps.len(),
-        if record.partial { " (PARTIAL: interrupted or stopped early)" } else { "" }
+        if record.partial {
+            " (PARTIAL: interrupted or stopped early)"
+        } else {
+            ""
+        }
     );
     let mut rows = vec![vec![
         "MEASUREMENT".to_string(),
@@ -42,7 +52,13 @@ pub fn print_run_summary(record: &RunRecord, results: &[MeasurementResult], file
         "VERDICT".to_string(),
     ]];
     for row in report::verdict_table(results) {
-        rows.push(vec![row.measurement, row.identifier, row.numbers, row.slo, row.verdict.label().to_string()]);
+        rows.push(vec![
+            row.measurement,
+            row.identifier,
+            row.numbers,
+            row.slo,
+            row.verdict.label().to_string(),
+        ]);
     }
     if rows.len() > 1 {
         println!();
@@ -52,7 +68,12 @@ pub fn print_run_summary(record: &RunRecord, results: &[MeasurementResult], file
         .errors
         .iter()
         .map(|e| format!("{}: {}", e.context, e.message))
-        .chain(record.steps.iter().flat_map(|s| s.errors.iter().map(move |e| format!("{}: {e}", s.name))))
+        .chain(
+            record
+                .steps
+                .iter()
+                .flat_map(|s| s.errors.iter().map(move |e| format!("{}: {e}", s.name))),
+        )
         .collect();
     if !errors.is_empty() {
         println!();

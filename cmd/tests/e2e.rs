@@ -6,7 +6,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// Heavy runs (each starts a simulated cluster) take turns: the CI machine has 2 cores.
@@ -60,28 +63,44 @@ fn show(out: &Output) -> String {
 
 /// Checks the report directory holds parseable reports and returns report.json.
 fn check_reports(dir: &Path) -> serde_json::Value {
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("report.json"))
-            .expect("report.json parses");
-    assert!(report.get("schemaVersion").is_some(), "report.json has a schemaVersion");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("report.json")).expect("report.json"),
+    )
+    .expect("report.json parses");
+    assert!(
+        report.get("schemaVersion").is_some(),
+        "report.json has a schemaVersion"
+    );
     let junit = std::fs::read_to_string(dir.join("junit.xml")).expect("junit.xml");
-    assert!(junit.contains("<testsuite"), "junit.xml has a testsuite: {junit}");
+    assert!(
+        junit.contains("<testsuite"),
+        "junit.xml has a testsuite: {junit}"
+    );
     let summary = std::fs::read_to_string(dir.join("summary.md")).expect("summary.md");
     assert!(!summary.trim().is_empty());
     assert!(dir.join("report.html").exists(), "report.html written");
     let mut perfdata = 0;
     for entry in std::fs::read_dir(dir).expect("read report dir") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         if name.ends_with(".json") && name != "report.json" {
-            let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read"))
-                .unwrap_or_else(|e| panic!("{name} parses: {e}"));
+            let doc: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).expect("read"))
+                    .unwrap_or_else(|e| panic!("{name} parses: {e}"));
             if doc.get("dataItems").is_some() {
                 perfdata += 1;
             }
         }
     }
-    assert!(perfdata > 0, "at least one PerfData file in {}", dir.display());
+    assert!(
+        perfdata > 0,
+        "at least one PerfData file in {}",
+        dir.display()
+    );
     report
 }
 
@@ -93,16 +112,34 @@ fn density_small_passes_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let report_dir = dir.path().join("r");
     let out = cl2(
-        &["--testconfig", "configs/density/config.yaml", "--nodes", "10", "--report-dir", report_dir.to_str().unwrap()],
-        &[("CL2_PODS_PER_NODE", "5"), ("CL2_LATENCY_PODS", "10"), ("CL2_LATENCY_QPS", "50")],
+        &[
+            "--testconfig",
+            "configs/density/config.yaml",
+            "--nodes",
+            "10",
+            "--report-dir",
+            report_dir.to_str().unwrap(),
+        ],
+        &[
+            ("CL2_PODS_PER_NODE", "5"),
+            ("CL2_LATENCY_PODS", "10"),
+            ("CL2_LATENCY_QPS", "50"),
+        ],
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("PodStartupLatency"), "verdict table names PodStartupLatency: {}", show(&out));
+    assert!(
+        stdout.contains("PodStartupLatency"),
+        "verdict table names PodStartupLatency: {}",
+        show(&out)
+    );
     assert!(stdout.contains("Reports:"), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("embedded simulated cluster"), "says it started the simulator: {stderr}");
+    assert!(
+        stderr.contains("embedded simulated cluster"),
+        "says it started the simulator: {stderr}"
+    );
     check_reports(&report_dir);
 }
 
@@ -112,8 +149,18 @@ fn load_small_passes_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let report_dir = dir.path().join("r");
     let out = cl2(
-        &["--testconfig", "configs/load/config.yaml", "--nodes", "10", "--report-dir", report_dir.to_str().unwrap()],
-        &[("CL2_PODS_PER_NODE", "10"), ("CL2_LOAD_TEST_THROUGHPUT", "200")],
+        &[
+            "--testconfig",
+            "configs/load/config.yaml",
+            "--nodes",
+            "10",
+            "--report-dir",
+            report_dir.to_str().unwrap(),
+        ],
+        &[
+            ("CL2_PODS_PER_NODE", "10"),
+            ("CL2_LOAD_TEST_THROUGHPUT", "200"),
+        ],
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
@@ -126,15 +173,30 @@ fn density_sweep_small_has_load_table() {
     let dir = tempfile::tempdir().unwrap();
     let report_dir = dir.path().join("r");
     let out = cl2(
-        &["--testconfig", "configs/density-sweep/config.yaml", "--nodes", "10", "--report-dir", report_dir.to_str().unwrap()],
-        &[("CL2_PODS_PER_NODE", "10"), ("CL2_LATENCY_PODS", "10"), ("CL2_LATENCY_QPS", "50"), ("CL2_SATURATION_QPS", "50")],
+        &[
+            "--testconfig",
+            "configs/density-sweep/config.yaml",
+            "--nodes",
+            "10",
+            "--report-dir",
+            report_dir.to_str().unwrap(),
+        ],
+        &[
+            ("CL2_PODS_PER_NODE", "10"),
+            ("CL2_LATENCY_PODS", "10"),
+            ("CL2_LATENCY_QPS", "50"),
+            ("CL2_SATURATION_QPS", "50"),
+        ],
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     check_reports(&report_dir);
     let summary = std::fs::read_to_string(report_dir.join("summary.md")).unwrap();
     for level in ["10%", "25%", "50%", "90%", "100%"] {
-        assert!(summary.contains(level), "summary.md has the {level} load level:\n{summary}");
+        assert!(
+            summary.contains(level),
+            "summary.md has the {level} load level:\n{summary}"
+        );
     }
 }
 
@@ -144,7 +206,14 @@ fn hollow_scale_small_passes() {
     let dir = tempfile::tempdir().unwrap();
     let report_dir = dir.path().join("r");
     let out = cl2(
-        &["--testconfig", "configs/hollow-scale/config.yaml", "--nodes", "20", "--report-dir", report_dir.to_str().unwrap()],
+        &[
+            "--testconfig",
+            "configs/hollow-scale/config.yaml",
+            "--nodes",
+            "20",
+            "--report-dir",
+            report_dir.to_str().unwrap(),
+        ],
         &[],
         LIMIT,
     );
@@ -161,8 +230,18 @@ fn broken_configs_exit_2_with_place() {
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") || path.is_dir() {
             continue;
         }
-        let out = cl2(&["validate", path.to_str().unwrap()], &[], Duration::from_secs(60));
-        assert_eq!(out.status.code(), Some(2), "{}: {}", path.display(), show(&out));
+        let out = cl2(
+            &["validate", path.to_str().unwrap()],
+            &[],
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}: {}",
+            path.display(),
+            show(&out)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         let file_name = path.file_name().unwrap().to_str().unwrap();
         assert!(
@@ -170,7 +249,11 @@ fn broken_configs_exit_2_with_place() {
             "{}: the error names a file: {stderr}",
             path.display()
         );
-        assert!(!stderr.contains("panicked"), "{}: no panic: {stderr}", path.display());
+        assert!(
+            !stderr.contains("panicked"),
+            "{}: no panic: {stderr}",
+            path.display()
+        );
         checked += 1;
     }
     assert!(checked >= 20, "at least 20 broken configs, found {checked}");
@@ -181,8 +264,17 @@ fn every_shipped_config_validates() {
     for config in ["density", "load", "density-sweep", "hollow-scale"] {
         let path = format!("configs/{config}/config.yaml");
         for nodes in ["1", "100", "5000"] {
-            let out = cl2(&["validate", &path, "--nodes", nodes], &[], Duration::from_secs(60));
-            assert_eq!(out.status.code(), Some(0), "{path} --nodes {nodes}: {}", show(&out));
+            let out = cl2(
+                &["validate", &path, "--nodes", nodes],
+                &[],
+                Duration::from_secs(60),
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{path} --nodes {nodes}: {}",
+                show(&out)
+            );
         }
     }
 }
@@ -193,7 +285,14 @@ fn impossible_threshold_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let report_dir = dir.path().join("r");
     let out = cl2(
-        &["--testconfig", "configs/density/config.yaml", "--nodes", "5", "--report-dir", report_dir.to_str().unwrap()],
+        &[
+            "--testconfig",
+            "configs/density/config.yaml",
+            "--nodes",
+            "5",
+            "--report-dir",
+            report_dir.to_str().unwrap(),
+        ],
         &[
             ("CL2_PODS_PER_NODE", "2"),
             ("CL2_LATENCY_PODS", "5"),
@@ -204,7 +303,10 @@ fn impossible_threshold_exits_1() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let summary = std::fs::read_to_string(report_dir.join("summary.md")).unwrap();
-    assert!(summary.contains("PodStartupLatency"), "summary names the violation:\n{summary}");
+    assert!(
+        summary.contains("PodStartupLatency"),
+        "summary names the violation:\n{summary}"
+    );
     let junit = std::fs::read_to_string(report_dir.join("junit.xml")).unwrap();
     assert!(junit.contains("<failure"), "junit has a failure:\n{junit}");
 }
@@ -220,13 +322,23 @@ fn unreachable_cluster_is_a_clear_error() {
     )
     .unwrap();
     let out = cl2(
-        &["--testconfig", "configs/hollow-scale/config.yaml", "--kubeconfig", kubeconfig.to_str().unwrap(), "--nodes", "1"],
+        &[
+            "--testconfig",
+            "configs/hollow-scale/config.yaml",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--nodes",
+            "1",
+        ],
         &[],
         Duration::from_secs(120),
     );
     assert_ne!(out.status.code(), Some(0), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("127.0.0.1:9"), "names the unreachable server: {stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:9"),
+        "names the unreachable server: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -234,7 +346,15 @@ fn unreachable_cluster_is_a_clear_error() {
 fn usage_errors_exit_2() {
     let out = cl2(&[], &[], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    let out = cl2(&["--testconfig", "does/not/exist.yaml"], &[], Duration::from_secs(30));
+    let out = cl2(
+        &["--testconfig", "does/not/exist.yaml"],
+        &[],
+        Duration::from_secs(30),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does/not/exist.yaml"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does/not/exist.yaml"),
+        "{}",
+        show(&out)
+    );
 }

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::{ApiResource, Scope};
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -125,6 +125,8 @@ struct DocKind {
 
 /// Everything an action needs for one bundle object.
 struct ObjectPlan {
+    /// (apiVersion, kind) of each document, aligned with `docs`.
+    gvks: Vec<(String, String)>,
     basename: String,
     path: String,
     template: CompiledTemplate,
@@ -464,6 +466,7 @@ impl Executor {
             docs.push(dk);
         }
         Ok(ObjectPlan {
+            gvks: seen,
             basename: obj.basename.clone(),
             path,
             template,
@@ -561,6 +564,7 @@ impl Executor {
             }
         }
         let plans = Arc::new(plans);
+        let globals = Arc::new(self.loaded.params.clone());
         let desired = u64::from(phase.replicas_per_namespace);
         // Diff per namespace.
         let mut actions: Vec<Action> = Vec::new();
@@ -609,18 +613,16 @@ impl Executor {
                 );
                 return (rec, true);
             }
-            let (op, range) = if desired < current {
-                (Op::Delete, desired..current)
-            } else if desired == current {
-                (Op::Patch, 0..desired)
-            } else {
-                (Op::Create, current..desired)
+            let (op, range) = match diff(current, desired) {
+                Diff::Delete(r) => (Op::Delete, r),
+                Diff::Patch(r) => (Op::Patch, r),
+                Diff::Create(r) => (Op::Create, r),
             };
             for idx in range {
                 let ctx = ActionCtx {
                     client: self.cluster.client.clone(),
                     plans: plans.clone(),
-                    globals: self.loaded.params.clone(),
+                    globals: globals.clone(),
                     namespace: ns.clone(),
                     index: idx,
                     op,
@@ -872,7 +874,7 @@ enum Op {
 struct ActionCtx {
     client: kube::Client,
     plans: Arc<Vec<ObjectPlan>>,
-    globals: Params,
+    globals: Arc<Params>,
     namespace: String,
     index: u64,
     op: Op,
@@ -946,11 +948,19 @@ impl ActionCtx {
             .render(&vars)
             .map_err(|e| format!("template {}: {}", plan.path, e.message))?;
         let docs = parse_docs(&text, &plan.path).map_err(|e| e.to_string())?;
-        for (i, mut value) in docs.into_iter().enumerate() {
-            let Some(doc) = plan.docs.get(i) else {
+        for mut value in docs {
+            let gvk = gvk_of(&value).ok_or_else(|| {
+                format!("template {}: a document has no apiVersion/kind", plan.path)
+            })?;
+            let Some(doc) = plan
+                .gvks
+                .iter()
+                .position(|g| *g == gvk)
+                .and_then(|i| plan.docs.get(i))
+            else {
                 return Err(format!(
-                    "template {}: renders more documents than for index 0",
-                    plan.path
+                    "template {}: renders {} ({}) for index {}, not among the template's kinds",
+                    plan.path, gvk.1, gvk.0, self.index
                 ));
             };
             if let Some(obj) = value.as_object_mut() {
@@ -1015,20 +1025,6 @@ pub fn diff(current: u64, desired: u64) -> Diff {
     } else {
         Diff::Create(current..desired)
     }
-}
-
-/// Counts per operation kind for a summary line.
-pub fn summarize(record: &RunRecord) -> BTreeMap<&'static str, u64> {
-    let mut m = BTreeMap::new();
-    for s in &record.steps {
-        for p in &s.phases {
-            *m.entry("creates").or_insert(0) += p.creates;
-            *m.entry("patches").or_insert(0) += p.patches;
-            *m.entry("deletes").or_insert(0) += p.deletes;
-            *m.entry("actionsFailed").or_insert(0) += p.actions_failed;
-        }
-    }
-    m
 }
 
 #[cfg(test)]

@@ -53,6 +53,18 @@ fn find_position(message: &str) -> Option<(usize, usize)> {
     Some((line.parse().ok()?, col.parse().ok()?))
 }
 
+/// A hint for errors in templates written in Go-template syntax (ClusterLoader2's), empty
+/// otherwise.
+pub fn go_template_hint(text: &str) -> &'static str {
+    let compact: String = text.split_whitespace().collect();
+    if compact.contains("{{$") || compact.contains("{{.") || compact.contains("{{end}}") {
+        " (this looks like a Go template, ClusterLoader2's syntax; cl2 templates use tera: \
+         see docs/template-functions.md for the translation)"
+    } else {
+        ""
+    }
+}
+
 /// Resolves `rel` against `root` and refuses anything that escapes `root`.
 ///
 /// The rule (documented in `docs/config-reference.md`): paths are relative to the directory of
@@ -591,6 +603,13 @@ mod tests {
             e.render("t", r#"{{ IncludeFile(path="nope.txt") }}"#, &p)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn go_templates_get_a_hint() {
+        assert!(go_template_hint("{{$x := DefaultParam .X 1}}").contains("tera"));
+        assert!(go_template_hint("a: {{ .Nodes }}").contains("Go template"));
+        assert_eq!(go_template_hint("a: {{ Nodes }}"), "");
     }
 
     #[test]

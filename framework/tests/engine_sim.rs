@@ -315,16 +315,24 @@ async fn interrupted_run_is_partial_and_cleans_up() {
         delete_automanaged_namespaces: None,
         delete_stale_namespaces: None,
     };
-    let exec = Executor::new(
-        cluster.clone(),
-        loaded.clone(),
-        manager(&cluster, &loaded),
-        opts,
-    );
+    let mm = manager(&cluster, &loaded);
+    let exec = Executor::new(cluster.clone(), loaded.clone(), mm.clone(), opts);
     let record = tokio::time::timeout(Duration::from_secs(240), exec.run())
         .await
         .expect("run finishes");
     assert!(record.partial);
+    // The caller then gathers measurements and writes the (partial) report.
+    let results = mm.finish().await;
+    let meta = cl2_framework::report::ReportMeta {
+        client_latency: cluster.latency.snapshot(),
+        simulated: true,
+        ..Default::default()
+    };
+    let report_dir = dir.path().join("report");
+    let files =
+        cl2_framework::report::write_reports(&report_dir, &record, &results, &meta).unwrap();
+    assert!(files.partial);
+    assert!(report_dir.join("report.json").exists());
     let phase = &record.steps[0].phases[0];
     assert!(
         phase.actions_started >= 10 && phase.actions_started < 200,
@@ -523,5 +531,46 @@ async fn unknown_kind_is_a_fatal_step_error() {
         record.errors
     );
     assert!(record.namespaces_left.is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_bundle_mid_test_is_a_bundle_error() {
+    let (sim, cluster) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cm.yaml"), CM).unwrap();
+    std::fs::write(dir.path().join("secret.yaml"), SECRET).unwrap();
+    let phase = |replicas: u32, bundle: &str| {
+        format!(
+            "  phases:\n  - namespaceRange:\n      min: 1\n      max: 1\n    replicasPerNamespace: {replicas}\n    tuningSet: T\n    objectBundle:\n{bundle}"
+        )
+    };
+    let cm = "    - basename: cm\n      objectTemplatePath: cm.yaml\n      templateFillMap:\n        Generation: \"1\"\n";
+    let secret = "    - basename: secret\n      objectTemplatePath: secret.yaml\n";
+    let text = format!(
+        "name: bundle\nnamespace:\n  prefix: bundle\ntuningSets:\n- name: T\n  parallelismLimitedLoad:\n    parallelismLimit: 4\nsteps:\n- name: configmaps only\n{}- name: configmaps and secrets\n{}",
+        phase(2, cm),
+        phase(2, &format!("{cm}{secret}"))
+    );
+    std::fs::write(dir.path().join("config.yaml"), text).unwrap();
+    let loaded =
+        Arc::new(config::load(&dir.path().join("config.yaml"), &LoadOptions::default()).unwrap());
+    let exec = Executor::new(
+        cluster.clone(),
+        loaded.clone(),
+        manager(&cluster, &loaded),
+        ExecutorOptions::default(),
+    );
+    let record = exec.run().await;
+    assert_eq!(record.steps.len(), 2);
+    assert_eq!(record.steps[0].phases[0].creates, 2);
+    let errors = &record.steps[1].errors;
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("bundle error") && e.contains("cm=2, secret=0")),
+        "{errors:?}"
+    );
+    assert!(record.errors.iter().any(|e| e.fatal), "{:?}", record.errors);
     sim.shutdown().await;
 }

@@ -215,7 +215,11 @@ fn obj(v: &mut Value) -> Option<&mut Map<String, Value>> {
 }
 
 fn ensure<'a>(m: &'a mut Map<String, Value>, k: &str, default: Value) -> &'a mut Value {
-    let empty = m.get(k).is_some_and(|v| v.is_null() || v.as_object().is_some_and(|o| o.is_empty()) && default.as_object().is_some_and(|d| !d.is_empty()));
+    let empty = m.get(k).is_some_and(|v| {
+        v.is_null()
+            || v.as_object().is_some_and(|o| o.is_empty())
+                && default.as_object().is_some_and(|d| !d.is_empty())
+    });
     if empty {
         m.insert(k.to_string(), default.clone());
     }

@@ -95,9 +95,23 @@ fn fmt_f64(v: f64) -> String {
     }
 }
 
-fn exp_buckets(start: f64, factor: f64, n: usize) -> &'static [f64] {
-    let v: Vec<f64> = (0..n).map(|i| start * factor.powi(i as i32)).collect();
-    Box::leak(v.into_boxed_slice())
+fn exp_buckets(start: f64, factor: f64, n: usize) -> Vec<f64> {
+    (0..n).map(|i| start * factor.powi(i as i32)).collect()
+}
+
+fn sched_attempt_buckets() -> &'static [f64] {
+    static B: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    B.get_or_init(|| exp_buckets(0.001, 2.0, 15))
+}
+
+fn sched_sli_buckets() -> &'static [f64] {
+    static B: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    B.get_or_init(|| exp_buckets(0.01, 2.0, 20))
+}
+
+fn sched_ext_buckets() -> &'static [f64] {
+    static B: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    B.get_or_init(|| exp_buckets(0.0001, 2.0, 12))
 }
 
 /// The scope label of an API request.
@@ -205,9 +219,9 @@ impl SimMetrics {
             inflight_readonly: AtomicI64::new(0),
             inflight_mutating: AtomicI64::new(0),
             storage_objects: Mutex::new(Vec::new()),
-            sched_attempt_buckets: exp_buckets(0.001, 2.0, 15),
-            sched_sli_buckets: exp_buckets(0.01, 2.0, 20),
-            sched_ext_buckets: exp_buckets(0.0001, 2.0, 12),
+            sched_attempt_buckets: sched_attempt_buckets(),
+            sched_sli_buckets: sched_sli_buckets(),
+            sched_ext_buckets: sched_ext_buckets(),
         }
     }
 

@@ -119,9 +119,15 @@ const DELETE_OPTIONS: &[Field] = &[
     f(5, "dryRun", Ty::RepStr),
 ];
 
-const LABEL_REQ: &[Field] = &[f(1, "key", Ty::Str), f(2, "operator", Ty::Str), f(3, "values", Ty::RepStr)];
-const LABEL_SELECTOR: &[Field] =
-    &[f(1, "matchLabels", Ty::MapStr), f(2, "matchExpressions", Ty::RepMsg(LABEL_REQ))];
+const LABEL_REQ: &[Field] = &[
+    f(1, "key", Ty::Str),
+    f(2, "operator", Ty::Str),
+    f(3, "values", Ty::RepStr),
+];
+const LABEL_SELECTOR: &[Field] = &[
+    f(1, "matchLabels", Ty::MapStr),
+    f(2, "matchExpressions", Ty::RepMsg(LABEL_REQ)),
+];
 const CONTAINER_PORT: &[Field] = &[
     f(1, "name", Ty::Str),
     f(2, "hostPort", Ty::Int),
@@ -129,7 +135,10 @@ const CONTAINER_PORT: &[Field] = &[
     f(4, "protocol", Ty::Str),
 ];
 const ENV_VAR: &[Field] = &[f(1, "name", Ty::Str), f(2, "value", Ty::Str)];
-const RESOURCES: &[Field] = &[f(1, "limits", Ty::MapQuantity), f(2, "requests", Ty::MapQuantity)];
+const RESOURCES: &[Field] = &[
+    f(1, "limits", Ty::MapQuantity),
+    f(2, "requests", Ty::MapQuantity),
+];
 const CONTAINER: &[Field] = &[
     f(1, "name", Ty::Str),
     f(2, "image", Ty::Str),
@@ -165,7 +174,10 @@ const POD_SPEC: &[Field] = &[
     f(22, "tolerations", Ty::RepMsg(TOLERATION)),
     f(24, "priorityClassName", Ty::Str),
 ];
-const POD_TEMPLATE: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(POD_SPEC))];
+const POD_TEMPLATE: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(2, "spec", Ty::Msg(POD_SPEC)),
+];
 const DEPLOYMENT_SPEC: &[Field] = &[
     f(1, "replicas", Ty::Int),
     f(2, "selector", Ty::Msg(LABEL_SELECTOR)),
@@ -175,8 +187,10 @@ const DEPLOYMENT_SPEC: &[Field] = &[
     f(7, "paused", Ty::Bool),
     f(9, "progressDeadlineSeconds", Ty::Int),
 ];
-const DEPLOYMENT: &[Field] =
-    &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(DEPLOYMENT_SPEC))];
+const DEPLOYMENT: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(2, "spec", Ty::Msg(DEPLOYMENT_SPEC)),
+];
 const JOB_SPEC: &[Field] = &[
     f(1, "parallelism", Ty::Int),
     f(2, "completions", Ty::Int),
@@ -189,7 +203,10 @@ const JOB_SPEC: &[Field] = &[
     f(9, "completionMode", Ty::Str),
     f(10, "suspend", Ty::Bool),
 ];
-const JOB: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(JOB_SPEC))];
+const JOB: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(2, "spec", Ty::Msg(JOB_SPEC)),
+];
 const SERVICE_PORT: &[Field] = &[
     f(1, "name", Ty::Str),
     f(2, "protocol", Ty::Str),
@@ -206,7 +223,10 @@ const SERVICE_SPEC: &[Field] = &[
     f(7, "sessionAffinity", Ty::Str),
     f(10, "externalName", Ty::Str),
 ];
-const SERVICE: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(SERVICE_SPEC))];
+const SERVICE: &[Field] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(2, "spec", Ty::Msg(SERVICE_SPEC)),
+];
 
 /// Int fields whose zero value is meaningful and kept.
 const KEEP_ZERO: &[&str] = &["replicas", "value", "port", "containerPort"];

@@ -568,6 +568,7 @@ pub struct Scheduler {
     state: Mutex<State>,
     notify: Notify,
     binds: Arc<Semaphore>,
+    events: Semaphore,
 }
 
 fn is_terminal(pod: &Pod) -> bool {
@@ -586,6 +587,7 @@ impl Scheduler {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             binds: Arc::new(Semaphore::new(parallelism.max(1))),
+            events: Semaphore::new(parallelism.max(1)),
         })
     }
 
@@ -833,21 +835,27 @@ impl Scheduler {
                     }
                 }
                 let msg = format!("Successfully assigned {ns}/{name} to {node}");
-                crate::controllers::record_event(
-                    &self.client,
-                    crate::controllers::EventTarget {
-                        kind: "Pod",
-                        api_version: "v1",
-                        namespace: &ns,
-                        name: &name,
-                        uid: &pod.uid,
-                    },
-                    "Normal",
-                    "Scheduled",
-                    &msg,
-                    SCHEDULER_NAME,
-                )
-                .await;
+                // The event does not hold a bind slot.
+                let me = self.clone();
+                let uid = pod.uid.clone();
+                tokio::spawn(async move {
+                    let _permit = me.events.acquire().await;
+                    crate::controllers::record_event(
+                        &me.client,
+                        crate::controllers::EventTarget {
+                            kind: "Pod",
+                            api_version: "v1",
+                            namespace: &ns,
+                            name: &name,
+                            uid: &uid,
+                        },
+                        "Normal",
+                        "Scheduled",
+                        &msg,
+                        SCHEDULER_NAME,
+                    )
+                    .await;
+                });
             }
             Err(e) => {
                 let code = crate::kubelet::api_code(&e);

@@ -7,6 +7,13 @@
 //!
 //! Hot paths (get/list/watch) serve the stored JSON bytes as they are: lists and watch events
 //! are concatenations, never re-serializations.
+//!
+//! Known simplifications (documented, not hidden): list `continue` tokens resume from the
+//! current state rather than a snapshot; `resourceVersion`/`resourceVersionMatch` on lists are
+//! accepted but the latest state is served; server-side apply is a strategic merge without
+//! `managedFields` ownership; `fieldValidation=Strict` is accepted without rejecting unknown
+//! fields; core/v1 and events.k8s.io/v1 events are stored separately; protobuf request bodies
+//! are decoded for the kinds `kubectl create <kind>` sends (others get 415).
 
 // Handlers return `Result<_, Response>` so an error is already the Status to send; the large
 // `Err` only exists on failure paths.
@@ -524,6 +531,17 @@ impl App {
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                return r;
+            }
+            "/api" | "/api/" | "/apis" | "/apis/" if wants_aggregated(req.headers()) => {
+                let v = aggregated_discovery(path.starts_with("/apis"));
+                let mut r = value_response(StatusCode::OK, &v);
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(
+                        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+                    ),
                 );
                 return r;
             }
@@ -1225,6 +1243,16 @@ impl App {
             });
         match res {
             Ok(e) => json_response(StatusCode::OK, e.bytes.clone()),
+            // Leases and events allow create-on-update, like the real registry strategies.
+            Err(StoreError::NotFound { .. })
+                if mode == UpdateMode::Main && matches!(def.plural, "leases" | "events") =>
+            {
+                let t = Target {
+                    name: None,
+                    ..target.clone()
+                };
+                self.create(&t, query, headers, body)
+            }
             Err(e) => store_error(def, e),
         }
     }
@@ -1585,6 +1613,85 @@ fn verbs(def: &ResourceDef) -> Value {
         Value::Array(v)
     })
     .unwrap_or_default()
+}
+
+/// Whether the client prefers the aggregated discovery document (apidiscovery.k8s.io/v2).
+fn wants_aggregated(headers: &http::HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let first = accept.split(',').next().unwrap_or("");
+    first.contains("g=apidiscovery.k8s.io")
+        && first.contains("v=v2")
+        && !first.contains("v=v2beta1")
+        && first.contains("as=APIGroupDiscoveryList")
+}
+
+/// The aggregated discovery document for `/api` (core) or `/apis` (named groups).
+fn aggregated_discovery(named: bool) -> Value {
+    let mut groups: Vec<&str> = Vec::new();
+    for (g, _, _) in API_VERSIONS {
+        if g.is_empty() != named && !groups.contains(g) {
+            groups.push(g);
+        }
+    }
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|g| {
+            let versions: Vec<Value> = API_VERSIONS
+                .iter()
+                .filter(|(gg, _, _)| gg == g)
+                .map(|(_, v, _)| {
+                    let resources: Vec<Value> = RESOURCES
+                        .iter()
+                        .filter(|d| d.group == *g && d.version == *v)
+                        .map(|d| {
+                            let mut subs = Vec::new();
+                            let sub_entry = |name: &str, group: &str, version: &str, kind: &str, verbs: Value| {
+                                json!({"subresource": name, "responseKind": {"group": group, "version": version, "kind": kind}, "verbs": verbs})
+                            };
+                            if d.has(sub::BINDING) {
+                                subs.push(sub_entry("binding", "", "v1", "Binding", json!(["create"])));
+                            }
+                            if d.has(sub::EVICTION) {
+                                subs.push(sub_entry("eviction", "policy", "v1", "Eviction", json!(["create"])));
+                            }
+                            if d.plural == "namespaces" {
+                                subs.push(sub_entry("finalize", "", "v1", "Namespace", json!(["update"])));
+                            }
+                            if d.has(sub::SCALE) {
+                                subs.push(sub_entry("scale", "autoscaling", "v1", "Scale", json!(["get", "patch", "update"])));
+                            }
+                            if d.has(sub::STATUS) {
+                                subs.push(sub_entry("status", d.group, d.version, d.kind, json!(["get", "patch", "update"])));
+                            }
+                            let mut r = json!({
+                                "resource": d.plural,
+                                "responseKind": {"group": d.group, "version": d.version, "kind": d.kind},
+                                "scope": if d.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": d.singular,
+                                "verbs": verbs(d),
+                            });
+                            if !d.short_names.is_empty() {
+                                r["shortNames"] = json!(d.short_names);
+                            }
+                            if d.all {
+                                r["categories"] = json!(["all"]);
+                            }
+                            if !subs.is_empty() {
+                                r["subresources"] = Value::Array(subs);
+                            }
+                            r
+                        })
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
 }
 
 fn resource_list(group: &str, version: &str) -> Option<Value> {

@@ -426,6 +426,24 @@ fn field_string(v: &Value, path: &str) -> Box<str> {
     }
 }
 
+/// Drops empty metadata maps and lists, as the real server's JSON encoding (`omitempty`)
+/// does.
+fn normalize_meta(v: &mut Value) {
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in ["annotations", "labels", "finalizers", "ownerReferences"] {
+            let empty = match m.get(k) {
+                Some(Value::Object(o)) => o.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                m.remove(k);
+            }
+        }
+    }
+}
+
 fn build_entry(
     res: usize,
     key: &str,
@@ -678,6 +696,7 @@ impl Store {
         let mut items = Vec::new();
         let mut continue_key = None;
         let mut remaining = 0usize;
+        let selective = !filter.label.is_empty() || !filter.field.is_empty();
         for (k, e) in table.range::<str, _>((start, std::ops::Bound::Unbounded)) {
             if let Some(p) = &prefix
                 && !k.starts_with(p.as_str())
@@ -689,6 +708,11 @@ impl Store {
             }
             if continue_key.is_some() {
                 remaining += 1;
+                if selective {
+                    // Like the real server, remainingItemCount is only computed for
+                    // unfiltered lists; one more match is enough to hand out a token.
+                    break;
+                }
                 continue;
             }
             items.push(e.clone());
@@ -702,7 +726,10 @@ impl Store {
         ListResult {
             items,
             rv,
-            remaining: continue_key.as_ref().map(|_| remaining),
+            remaining: continue_key
+                .as_ref()
+                .filter(|_| !selective)
+                .map(|_| remaining),
             continue_after: continue_key,
         }
     }
@@ -719,6 +746,7 @@ impl Store {
     ) -> Result<Arc<Entry>, StoreError> {
         let rv = inner.rv + 1;
         set_meta(&mut v, "resourceVersion", Value::String(rv.to_string()));
+        normalize_meta(&mut v);
         let old = inner.tables[res].get(key).cloned();
         let entry = Arc::new(build_entry_with(res, key, ns_len, rv, &v, old.as_deref())?);
         drop(old);
@@ -927,6 +955,7 @@ impl Store {
                 set_meta(&mut v, "name", Value::String(name.clone()));
                 if dry_run {
                     set_meta(&mut v, "resourceVersion", Value::Null);
+                    normalize_meta(&mut v);
                     return Ok(Arc::new(build_entry(res, &key, ns_len, 0, &v)?));
                 }
                 let e = self.commit(&mut inner, res, &key, ns_len, v, false)?;
@@ -1076,6 +1105,7 @@ impl Store {
                     .and_then(Value::as_array)
                     .is_none_or(|a| a.is_empty());
             let remove = deleting && grace_done && finalizers_empty(&new) && ns_fin_empty;
+            normalize_meta(&mut new);
             if dry_run {
                 return Ok(Arc::new(build_entry(
                     res,

@@ -651,6 +651,18 @@ async fn dry_run_deletecollection_and_initial_events() {
         events[added]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
         "true"
     );
+    // Leases allow create-on-update (PUT of a missing object).
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "dc");
+    let lease: k8s_openapi::api::coordination::v1::Lease = serde_json::from_value(
+        json!({"metadata": {"name": "l1"}, "spec": {"holderIdentity": "me"}}),
+    )
+    .unwrap();
+    let l = leases
+        .replace("l1", &PostParams::default(), &lease)
+        .await
+        .unwrap();
+    assert_eq!(l.spec.unwrap().holder_identity.as_deref(), Some("me"));
     // deletecollection with a label selector.
     api.delete_collection(
         &DeleteParams::default(),
@@ -717,5 +729,38 @@ async fn in_flight_limit_and_fault_injection() {
             .unwrap_err(),
     );
     assert_eq!(err.code, 500);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_watcher_survives_dropped_watches() {
+    use kube::runtime::watcher;
+    let sim = sim_with(|c| c.stages.server.drop_watches_every_seconds = 0.5).await;
+    let client = sim.client();
+    make_ns(&client, "drop").await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "drop");
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(std::collections::BTreeSet::new()));
+    let seen2 = seen.clone();
+    let w = api.clone();
+    let task = tokio::spawn(async move {
+        let mut stream = watcher(w, watcher::Config::default()).boxed();
+        while let Some(ev) = stream.next().await {
+            if let Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) = ev {
+                seen2.lock().insert(cm.metadata.name.unwrap_or_default());
+            }
+        }
+    });
+    for i in 0..30 {
+        api.create(&PostParams::default(), &cm(&format!("w{i:02}"), json!([])))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("watcher saw every object across reconnects", || {
+        let seen = seen.clone();
+        async move { (0..30).all(|i| seen.lock().contains(&format!("w{i:02}"))) }
+    })
+    .await;
+    task.abort();
     sim.shutdown().await;
 }

@@ -432,7 +432,11 @@ fn render_and_parse(
                 file: file.to_path_buf(),
                 position: e.position,
                 field: String::new(),
-                message: format!("template error: {}", e.message),
+                message: format!(
+                    "template error: {}{}",
+                    e.message,
+                    crate::template::go_template_hint(text)
+                ),
             });
             return None;
         }
@@ -657,7 +661,6 @@ fn load_inner(path: &Path, opts: &LoadOptions) -> Result<(LoadedConfig, Yaml), C
     let mut steps = Vec::new();
     for (n, fs) in flat.iter().enumerate() {
         let doc_file = docs[fs.doc].file.clone();
-        let doc_text = docs[fs.doc].text.clone();
         let sink = &mut docs[fs.doc].sink;
         let Some(fields) = Fields::new(&fs.value, &fs.path, decode::STEP_KEYS, sink) else {
             continue;
@@ -692,9 +695,10 @@ fn load_inner(path: &Path, opts: &LoadOptions) -> Result<(LoadedConfig, Yaml), C
                             position: e.position,
                             field: String::new(),
                             message: format!(
-                                "template error (used at {}: {field}): {}",
+                                "template error (used at {}: {field}): {}{}",
                                 doc_file.display(),
-                                e.message
+                                e.message,
+                                crate::template::go_template_hint(&t)
                             ),
                         });
                         false
@@ -704,7 +708,6 @@ fn load_inner(path: &Path, opts: &LoadOptions) -> Result<(LoadedConfig, Yaml), C
             checked.insert(file.clone(), ok);
             ok.then_some(file)
         };
-        let _ = &doc_text;
         if let Some(kind) = decode::decode_step(
             &fields,
             &fs.path,

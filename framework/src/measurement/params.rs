@@ -100,82 +100,14 @@ impl Serialize for GoDuration {
     }
 }
 
-/// Parses a Go duration string (`300ms`, `1h2m3.5s`, `0`). Negative values are rejected.
+/// Parses a Go duration string (`300ms`, `1h2m3.5s`, `0`); see [`crate::duration`].
 pub fn parse_duration(input: &str) -> Result<Duration, String> {
-    let s = input.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if s.starts_with('-') {
-        return Err(format!("negative duration {input:?}"));
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            return Err(format!("invalid duration {input:?}"));
-        }
-        let num: f64 = rest[..num_end]
-            .parse()
-            .map_err(|_| format!("invalid duration {input:?}"))?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_end];
-        rest = &rest[unit_end..];
-        let mult = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => return Err(format!("missing unit in duration {input:?}")),
-            other => return Err(format!("unknown unit {other:?} in duration {input:?}")),
-        };
-        total += num * mult;
-    }
-    if !total.is_finite() || total > 1e12 {
-        return Err(format!("duration {input:?} out of range"));
-    }
-    Ok(Duration::from_secs_f64(total))
+    crate::duration::parse_go_duration(input).map_err(|e| e.to_string())
 }
 
-/// Formats a duration the way Go prints it for whole units (`1m30s`, `500ms`, `0s`).
+/// Formats a duration in Go syntax (`1m30s`, `500ms`, `0s`); see [`crate::duration`].
 pub fn format_duration(d: Duration) -> String {
-    if d.is_zero() {
-        return "0s".into();
-    }
-    if d.subsec_nanos() != 0 && d.as_secs() == 0 {
-        let ms = d.as_secs_f64() * 1000.0;
-        return format!("{}ms", trim_float(ms));
-    }
-    let total = d.as_secs();
-    let (h, m) = (total / 3600, (total % 3600) / 60);
-    let s = d.as_secs_f64() - (h * 3600 + m * 60) as f64;
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if h > 0 || m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    out.push_str(&format!("{}s", trim_float(s)));
-    out
-}
-
-fn trim_float(f: f64) -> String {
-    let s = format!("{f:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
+    crate::duration::format_go_duration(d)
 }
 
 /// CL2's object selector params (`namespace`, `labelSelector`, `fieldSelector`), flattened into

@@ -51,7 +51,7 @@ pub struct ControlPlaneOptions {
     pub node_monitor_grace_period: Duration,
     /// How often node health is evaluated. Default 5 s.
     pub node_monitor_period: Duration,
-    /// Maximum concurrent binds of the scheduler. Default 64.
+    /// Maximum concurrent binds of the scheduler. Default 128.
     pub scheduler_parallelism: usize,
     /// Concurrent reconciles per controller. Default 4.
     pub workers: usize,
@@ -69,7 +69,7 @@ impl Default for ControlPlaneOptions {
             metrics: None,
             node_monitor_grace_period: Duration::from_secs(40),
             node_monitor_period: Duration::from_secs(5),
-            scheduler_parallelism: 64,
+            scheduler_parallelism: 128,
             workers: 4,
             burst: 32,
             scheduler: true,
