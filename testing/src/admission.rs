@@ -320,6 +320,24 @@ pub trait DefaultsContext {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forbidden(pub String);
 
+/// Applies the defaults a real API server applies on every write (create, update, patch) to
+/// workload objects: their pod templates and specs. A merge patch that replaces a container
+/// list must not leave the template without `imagePullPolicy`, `terminationMessagePath`, ...:
+/// controllers compare the workload's template with their children's (defaulted at create), and
+/// an undefaulted template would never match. Only missing fields are filled, so this is
+/// idempotent and safe to run on updates.
+pub fn apply_update_defaults(def: &ResourceDef, v: &mut Value, ctx: &dyn DefaultsContext) {
+    if matches!(
+        (def.group, def.kind),
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
+            | ("", "ReplicationController")
+            | ("batch", "Job")
+    ) {
+        // Workload defaulting never refuses (only pods can, on unknown priority classes).
+        let _ = apply_defaults(def, v, ctx);
+    }
+}
+
 /// Applies create-time defaults to an object of resource `def`.
 pub fn apply_defaults(
     def: &ResourceDef,

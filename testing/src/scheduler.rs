@@ -677,10 +677,19 @@ impl Scheduler {
             return;
         };
         let mut st = self.state.lock();
-        match st.index.get(&sn.name).copied() {
+        // Heartbeats (condition timestamps) are not scheduling-relevant: only wake the
+        // unschedulable pods when something a filter looks at changed.
+        let relevant = match st.index.get(&sn.name).copied() {
             Some(i) => {
+                let old = &st.nodes[i];
+                let changed = old.alloc != sn.alloc
+                    || old.labels != sn.labels
+                    || old.taints != sn.taints
+                    || old.unschedulable != sn.unschedulable
+                    || old.ready != sn.ready;
                 sn.used = std::mem::take(&mut st.nodes[i].used);
                 st.nodes[i] = sn;
+                changed
             }
             None => {
                 if let Some(u) = st.orphan_usage.remove(&sn.name) {
@@ -689,11 +698,14 @@ impl Scheduler {
                 let i = st.nodes.len();
                 st.index.insert(sn.name.clone(), i);
                 st.nodes.push(sn);
+                true
             }
+        };
+        if relevant {
+            st.cluster_changed = true;
+            drop(st);
+            self.notify.notify_one();
         }
-        st.cluster_changed = true;
-        drop(st);
-        self.notify.notify_one();
     }
 
     /// Feeds a node deletion.

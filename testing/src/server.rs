@@ -1230,6 +1230,9 @@ impl App {
             .store
             .update(target.res, &target.namespace, &name, mode, dry_run, |old| {
                 let mut new = v.clone();
+                if mode == UpdateMode::Main {
+                    admission::apply_update_defaults(def, &mut new, &DefaultsCtx(&self.0.store));
+                }
                 if mode == UpdateMode::Raw {
                     // namespaces/finalize: only spec.finalizers may change.
                     let mut keep = old.clone();
@@ -1390,6 +1393,7 @@ impl App {
                     o.insert("apiVersion".into(), json!(def.api_version()));
                 }
                 if mode == UpdateMode::Main {
+                    admission::apply_update_defaults(def, &mut new, &DefaultsCtx(&self.0.store));
                     let causes = admission::validate(def, &new);
                     if !causes.is_empty() {
                         patch_err = Some(invalid(def, &name, &causes));

@@ -193,17 +193,18 @@ async fn statefulset_daemonset_and_job() {
         );
         assert_eq!(p.spec.unwrap().hostname, Some(format!("db-{i}")));
     }
-    // Ordered creation: db-1 started after db-0 was ready.
-    let started = |p: &Pod| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.start_time.clone())
-            .unwrap()
-            .0
-    };
+    // Ordered creation: db-1 was created only once db-0 was Ready (second precision).
     let p0 = pods.get("db-0").await.unwrap();
     let p1 = pods.get("db-1").await.unwrap();
-    assert!(started(&p0) < started(&p1));
+    let ready_at = p0
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|cs| cs.into_iter().find(|c| c.type_ == "Ready"))
+        .and_then(|c| c.last_transition_time)
+        .unwrap()
+        .0;
+    let created1 = p1.metadata.creation_timestamp.clone().unwrap().0;
+    assert!(ready_at <= created1, "db-0 ready at {ready_at}, db-1 created at {created1}: {p1:?}");
 
     // DaemonSet: one pod per node, pinned by node affinity.
     let ds: DaemonSet = serde_json::from_value(json!({

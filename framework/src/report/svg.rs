@@ -44,7 +44,9 @@ pub fn bar_chart(
     categories: &[(String, Vec<f64>)],
     threshold: Option<f64>,
 ) -> String {
-    let label_w = 230.0;
+    // Wide enough for the longest label at ~6.2 px per character of an 11 px sans-serif font.
+    let longest = categories.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
+    let label_w = (longest as f64 * 6.2 + 12.0).clamp(120.0, 420.0);
     let plot_w = 520.0;
     let bar_h = 9.0;
     let group_h = bar_h * series.len().max(1) as f64 + 8.0;

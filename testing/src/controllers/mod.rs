@@ -360,7 +360,7 @@ pub(crate) fn fnv32a(data: &[u8]) -> u32 {
 /// `controller-revision-hash`.
 pub(crate) fn template_hash(template: &PodTemplateSpec, collision: Option<i32>) -> String {
     let mut bytes = serde_json::to_vec(template).unwrap_or_default();
-    if let Some(c) = collision {
+    if let Some(c) = collision.filter(|c| *c > 0) {
         bytes.extend_from_slice(c.to_string().as_bytes());
     }
     safe_encode(fnv32a(&bytes))
@@ -528,6 +528,7 @@ mod tests {
         let t = PodTemplateSpec::default();
         assert_eq!(template_hash(&t, None), template_hash(&t, None));
         assert_ne!(template_hash(&t, None), template_hash(&t, Some(1)));
+        assert_eq!(template_hash(&t, None), template_hash(&t, Some(0)));
         assert!(
             template_hash(&t, None)
                 .bytes()
