@@ -252,7 +252,7 @@ pub(crate) fn call_stats(diffed: &HashMap<CallKey, Vec<Bucket>>) -> Vec<CallStat
 }
 
 /// Aggregated percentiles of all single-object (resource scope, non-LIST) calls.
-fn single_object(diffed: &HashMap<CallKey, Vec<Bucket>>) -> Option<(f64, f64, f64)> {
+fn single_object(diffed: &HashMap<CallKey, Vec<Bucket>>) -> Option<(f64, f64, f64, f64)> {
     let mut agg: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
     for (k, b) in diffed {
         if k.scope != "resource" || k.verb == "LIST" {
@@ -270,6 +270,7 @@ fn single_object(diffed: &HashMap<CallKey, Vec<Bucket>>) -> Option<(f64, f64, f6
         .map(|(le, c)| Bucket { le: *le, count: *c })
         .collect();
     Some((
+        ms(histogram_quantile(0.1, &v)),
         ms(histogram_quantile(0.5, &v)),
         ms(histogram_quantile(0.9, &v)),
         ms(histogram_quantile(0.99, &v)),
@@ -397,7 +398,9 @@ impl ApiResponsiveness {
             (false, false) => Verdict::Warn,
         };
         s.violations = violations;
-        if let Some((p50, p90, p99)) = single_object(diffed) {
+        if let Some((p10, p50, p90, p99)) = single_object(diffed) {
+            s.key_numbers
+                .push(KeyNumber::new("singleObjectP10", p10, "ms"));
             s.key_numbers
                 .push(KeyNumber::new("singleObjectP50", p50, "ms"));
             s.key_numbers

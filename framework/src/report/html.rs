@@ -131,22 +131,24 @@ pub(crate) fn render(v: &View<'_>) -> String {
             "ms",
             &xs,
             &[
+                ("single-object p10", col(|l| l.api_p10)),
                 ("single-object p50", col(|l| l.api_p50)),
                 ("single-object p90", col(|l| l.api_p90)),
                 ("single-object p99", col(|l| l.api_p99)),
                 ("worst call p99", col(|l| l.api_worst_p99)),
             ],
         ));
-        o.push_str("<table><tr><th>Load</th><th>Pod p10</th><th>Pod p50</th><th>Pod p90</th><th>Pod p99</th><th>API p50</th><th>API p90</th><th>API p99</th><th>API worst p99</th></tr>");
+        o.push_str("<table><tr><th>Load</th><th>Pod p10</th><th>Pod p50</th><th>Pod p90</th><th>Pod p99</th><th>API p10</th><th>API p50</th><th>API p90</th><th>API p99</th><th>API worst p99</th></tr>");
         for l in &v.load {
             let _ = write!(
                 o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
                 esc(&l.level),
                 opt_ms(l.pod_startup_p10),
                 opt_ms(l.pod_startup_p50),
                 opt_ms(l.pod_startup_p90),
                 opt_ms(l.pod_startup_p99),
+                opt_ms(l.api_p10),
                 opt_ms(l.api_p50),
                 opt_ms(l.api_p90),
                 opt_ms(l.api_p99),

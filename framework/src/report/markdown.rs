@@ -121,9 +121,9 @@ pub(crate) fn render(v: &View<'_>) -> String {
         );
         let _ = writeln!(
             o,
-            "| Load | Pod p10 | Pod p50 | Pod p90 | Pod p99 | API p50 | API p90 | API p99 | API worst p99 |"
+            "| Load | Pod p10 | Pod p50 | Pod p90 | Pod p99 | API p10 | API p50 | API p90 | API p99 | API worst p99 |"
         );
-        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
         for l in &v.load {
             let worst = match (&l.api_worst_p99, &l.api_worst_call) {
                 (Some(p), Some(c)) => format!("{} ({})", format_value(*p, "ms"), cell(c)),
@@ -131,12 +131,13 @@ pub(crate) fn render(v: &View<'_>) -> String {
             };
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&l.level),
                 opt_ms(l.pod_startup_p10),
                 opt_ms(l.pod_startup_p50),
                 opt_ms(l.pod_startup_p90),
                 opt_ms(l.pod_startup_p99),
+                opt_ms(l.api_p10),
                 opt_ms(l.api_p50),
                 opt_ms(l.api_p90),
                 opt_ms(l.api_p99),

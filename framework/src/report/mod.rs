@@ -224,6 +224,7 @@ pub struct LoadRow {
     pub pod_startup_p90: Option<f64>,
     pub pod_startup_p99: Option<f64>,
     /// API calls: all single-object (resource-scope, non-LIST) calls aggregated.
+    pub api_p10: Option<f64>,
     pub api_p50: Option<f64>,
     pub api_p90: Option<f64>,
     pub api_p99: Option<f64>,
@@ -236,7 +237,7 @@ pub struct LoadRow {
 /// Builds the load table from results carrying a `loadLevel`, levels in order of appearance.
 ///
 /// Pod numbers come from PodStartupLatency's all-pods summary (key numbers `p10..p99` of
-/// `pod_startup`), API numbers from APIResponsiveness's key numbers `singleObjectP50/90/99`
+/// `pod_startup`), API numbers from APIResponsiveness's key numbers `singleObjectP10/50/90/99`
 /// and `worstP99`.
 pub fn latency_by_load(results: &[MeasurementResult]) -> Vec<LoadRow> {
     let mut rows: Vec<LoadRow> = Vec::new();
@@ -261,6 +262,7 @@ pub fn latency_by_load(results: &[MeasurementResult]) -> Vec<LoadRow> {
                 row.pod_startup_p99 = s.key("p99").or(row.pod_startup_p99);
             }
             if s.key("singleObjectP99").is_some() || s.key("worstP99").is_some() {
+                row.api_p10 = s.key("singleObjectP10").or(row.api_p10);
                 row.api_p50 = s.key("singleObjectP50").or(row.api_p50);
                 row.api_p90 = s.key("singleObjectP90").or(row.api_p90);
                 row.api_p99 = s.key("singleObjectP99").or(row.api_p99);
