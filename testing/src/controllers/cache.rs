@@ -319,6 +319,13 @@ impl PodCache {
     }
 }
 
+/// Watch configuration of every informer: the initial state is streamed through the watch
+/// itself (`sendInitialEvents`), an atomic snapshot, rather than listed page by page — a
+/// paginated relist taken during heavy churn can miss updates to already-listed objects.
+fn informer_config() -> watcher::Config {
+    watcher::Config::default().streaming_lists()
+}
+
 /// Runs a watch for `K`, keeping `store` in sync and calling `on_change(ctx, key, old, new)`
 /// for every change (`new` is None on deletion).
 async fn run_store_informer<K>(
@@ -383,7 +390,7 @@ async fn run_store_informer<K>(
 /// Runs the pod watch: compact cache + scheduler + owner/endpoint queues.
 async fn run_pod_informer(ctx: Arc<Ctx>, shutdown: CancellationToken) {
     let api: Api<Pod> = Api::all(ctx.client.clone());
-    let mut stream = watcher::watcher(api, watcher::Config::default())
+    let mut stream = watcher::watcher(api, informer_config())
         .default_backoff()
         .boxed();
     let mut relist: Option<HashSet<Key>> = None;
@@ -578,7 +585,7 @@ fn lease_changed(ctx: &Arc<Ctx>, key: &Key, old: Option<&Lease>, new: Option<&Le
 /// Starts every informer.
 pub(crate) fn spawn_informers(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
     let c = &ctx.client;
-    let cfg = watcher::Config::default;
+    let cfg = informer_config;
     let mut t = vec![
         tokio::spawn(run_store_informer(
             ctx.clone(),

@@ -43,6 +43,9 @@ pub struct HollowNodeConfig {
     pub instance_type: String,
     /// Maximum concurrent API requests issued by the fleet. Default 64.
     pub max_concurrent_requests: usize,
+    /// Get the initial pod state as a watch stream (`sendInitialEvents`, WatchList) instead of a
+    /// paginated list. Default true; turn off for API servers without WatchList support.
+    pub streaming_lists: bool,
 }
 
 impl Default for HollowNodeConfig {
@@ -70,6 +73,7 @@ impl Default for HollowNodeConfig {
             kubelet_version: "v1.36.0-cl2".to_string(),
             instance_type: "hollow".to_string(),
             max_concurrent_requests: 64,
+            streaming_lists: true,
         }
     }
 }

@@ -100,7 +100,10 @@ pub(crate) fn spawn_pod_watchers(f: Arc<Fleet>) -> Vec<JoinHandle<()>> {
 
 async fn watch_pods(f: Arc<Fleet>, fields: String) {
     let api: Api<Pod> = Api::all(f.client.clone());
-    let cfg = watcher::Config::default().fields(&fields);
+    let mut cfg = watcher::Config::default().fields(&fields);
+    if f.cfg.streaming_lists {
+        cfg = cfg.streaming_lists();
+    }
     let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
     loop {
         let ev = tokio::select! {
