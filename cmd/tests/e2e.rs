@@ -358,3 +358,127 @@ fn usage_errors_exit_2() {
         show(&out)
     );
 }
+
+/// Reads lines from a child's stdout until one contains `needle` (or the child ends).
+fn wait_for_line(reader: &mut impl std::io::BufRead, needle: &str) -> String {
+    let mut seen = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => panic!("output ended before {needle:?}:\n{seen}"),
+            Ok(_) => {
+                seen.push_str(&line);
+                if line.contains(needle) {
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+fn interrupt(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("child did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sim_and_hollow_nodes_with_gpus_and_taints() {
+    let _turn = heavy();
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        eprintln!("kubectl not found: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_cl2"))
+        .args([
+            "sim",
+            "--nodes",
+            "0",
+            "--kubeconfig-out",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sim_out = std::io::BufReader::new(sim.stdout.take().unwrap());
+    wait_for_line(&mut sim_out, "Press Ctrl-C");
+
+    let mut hollow = Command::new(env!("CARGO_BIN_EXE_cl2"))
+        .args([
+            "hollow-nodes",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--count",
+            "5",
+            "--name-prefix",
+            "gpu-node-",
+            "--extended-resource",
+            "nvidia.com/gpu=8",
+            "--label",
+            "pool=gpu",
+            "--taint",
+            "gpu=true:NoSchedule",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut hollow_out = std::io::BufReader::new(hollow.stdout.take().unwrap());
+    let said = wait_for_line(&mut hollow_out, "Ready");
+    assert!(said.contains("5 nodes registered"), "{said}");
+
+    let kubectl = |args: &[&str]| {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let nodes = kubectl(&["get", "nodes", "-l", "pool=gpu", "--no-headers"]);
+    assert_eq!(nodes.lines().count(), 5, "{nodes}");
+    assert!(nodes.lines().all(|l| l.contains(" Ready ")), "{nodes}");
+    let gpus = kubectl(&[
+        "get",
+        "node",
+        "gpu-node-0",
+        "-o",
+        "jsonpath={.status.allocatable.nvidia\\.com/gpu}",
+    ]);
+    assert_eq!(gpus.trim(), "8");
+    let taints = kubectl(&[
+        "get",
+        "node",
+        "gpu-node-0",
+        "-o",
+        "jsonpath={.spec.taints[0].key}={.spec.taints[0].value}:{.spec.taints[0].effect}",
+    ]);
+    assert_eq!(taints.trim(), "gpu=true:NoSchedule");
+
+    interrupt(&mut hollow);
+    interrupt(&mut sim);
+}

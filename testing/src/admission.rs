@@ -329,8 +329,10 @@ pub struct Forbidden(pub String);
 pub fn apply_update_defaults(def: &ResourceDef, v: &mut Value, ctx: &dyn DefaultsContext) {
     if matches!(
         (def.group, def.kind),
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
-            | ("", "ReplicationController")
+        (
+            "apps",
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
+        ) | ("", "ReplicationController")
             | ("batch", "Job")
     ) {
         // Workload defaulting never refuses (only pods can, on unknown priority classes).

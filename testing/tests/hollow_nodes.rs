@@ -204,7 +204,10 @@ async fn statefulset_daemonset_and_job() {
         .unwrap()
         .0;
     let created1 = p1.metadata.creation_timestamp.clone().unwrap().0;
-    assert!(ready_at <= created1, "db-0 ready at {ready_at}, db-1 created at {created1}: {p1:?}");
+    assert!(
+        ready_at <= created1,
+        "db-0 ready at {ready_at}, db-1 created at {created1}: {p1:?}"
+    );
 
     // DaemonSet: one pod per node, pinned by node affinity.
     let ds: DaemonSet = serde_json::from_value(json!({

@@ -158,12 +158,49 @@ async fn scale_probe() {
     {
         use k8s_openapi::api::apps::v1::ReplicaSet;
         use k8s_openapi::api::core::v1::Pod;
-        let rs = Api::<ReplicaSet>::all(client.clone()).list(&ListParams::default()).await.unwrap();
-        let rs_avail: i64 = rs.items.iter().map(|r| r.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0) as i64).sum();
-        let rs_ready: i64 = rs.items.iter().map(|r| r.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) as i64).sum();
-        let rs_repl: i64 = rs.items.iter().map(|r| r.status.as_ref().map(|s| s.replicas).unwrap_or(0) as i64).sum();
-        let running = Api::<Pod>::all(client.clone()).list(&ListParams::default().fields("status.phase=Running").limit(200000)).await.unwrap().items.len();
-        println!("FIG diag: rs count {} status.replicas {rs_repl} ready {rs_ready} available {rs_avail}; running pods {running}", rs.items.len());
+        let rs = Api::<ReplicaSet>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        let rs_avail: i64 = rs
+            .items
+            .iter()
+            .map(|r| {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0) as i64
+            })
+            .sum();
+        let rs_ready: i64 = rs
+            .items
+            .iter()
+            .map(|r| {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0) as i64
+            })
+            .sum();
+        let rs_repl: i64 = rs
+            .items
+            .iter()
+            .map(|r| r.status.as_ref().map(|s| s.replicas).unwrap_or(0) as i64)
+            .sum();
+        let running = Api::<Pod>::all(client.clone())
+            .list(
+                &ListParams::default()
+                    .fields("status.phase=Running")
+                    .limit(200000),
+            )
+            .await
+            .unwrap()
+            .items
+            .len();
+        println!(
+            "FIG diag: rs count {} status.replicas {rs_repl} ready {rs_ready} available {rs_avail}; running pods {running}",
+            rs.items.len()
+        );
     }
     let m = sim.metrics();
     for (verb, res) in [

@@ -45,7 +45,11 @@ pub fn bar_chart(
     threshold: Option<f64>,
 ) -> String {
     // Wide enough for the longest label at ~6.2 px per character of an 11 px sans-serif font.
-    let longest = categories.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
+    let longest = categories
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
     let label_w = (longest as f64 * 6.2 + 12.0).clamp(120.0, 420.0);
     let plot_w = 520.0;
     let bar_h = 9.0;
