@@ -229,6 +229,10 @@ pub struct HollowNodesArgs {
     /// Hollow-node stages (YAML with `nodes:`/`pods:` sections) for lifecycle timings.
     #[arg(long, value_name = "FILE")]
     pub stages: Option<PathBuf>,
+    /// Use streaming lists (watch with sendInitialEvents) for the kubelets' pod watch. Needs an
+    /// API server that serves them (WatchList); off by default for real clusters.
+    #[arg(long)]
+    pub streaming_lists: bool,
 }
 
 #[derive(Debug, Args)]

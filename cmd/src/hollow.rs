@@ -50,6 +50,7 @@ pub async fn run(args: HollowNodesArgs) -> Result<Outcome> {
         None => cl2_hollow::kubelet::HollowNodeConfig::default(),
     };
     config.name_prefix = args.name_prefix.clone();
+    config.streaming_lists = args.streaming_lists;
     config.capacity.insert("cpu".into(), args.cpu.clone());
     config.capacity.insert("memory".into(), args.memory.clone());
     config

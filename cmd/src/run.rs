@@ -203,39 +203,10 @@ async fn count_schedulable_nodes(cluster: &Cluster) -> Result<u64> {
         .list(&Default::default())
         .await
         .context("listing nodes")?;
-    const BLOCKING: &[&str] = &[
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
-        "node.kubernetes.io/unschedulable",
-        "node.kubernetes.io/memory-pressure",
-        "node.kubernetes.io/disk-pressure",
-        "node.kubernetes.io/network-unavailable",
-        "node.kubernetes.io/pid-pressure",
-        "node.kubernetes.io/out-of-service",
-        "node.cloudprovider.kubernetes.io/uninitialized",
-        "node.cloudprovider.kubernetes.io/shutdown",
-    ];
     let count = nodes
         .items
         .iter()
-        .filter(|n| {
-            let spec = n.spec.as_ref();
-            let unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
-            let tainted = spec.and_then(|s| s.taints.as_ref()).is_some_and(|ts| {
-                ts.iter().any(|t| {
-                    (t.effect == "NoSchedule" || t.effect == "NoExecute")
-                        && BLOCKING.contains(&t.key.as_str())
-                })
-            });
-            let conditions = n.status.as_ref().and_then(|s| s.conditions.as_ref());
-            let ready = conditions
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            let net_down = conditions.is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
-            });
-            !unschedulable && !tainted && ready && !net_down
-        })
+        .filter(|n| cl2_measurements::node_schedulable(n))
         .count();
     if count == 0 {
         anyhow::bail!("the cluster has no schedulable Ready node; pass --nodes to run anyway");

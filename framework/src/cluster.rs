@@ -86,6 +86,21 @@ pub struct Cluster {
     pub simulated: bool,
 }
 
+impl Cluster {
+    /// A cluster whose client points at a closed local port: enough for measurements and
+    /// tests that never call the API (any request fails to connect).
+    pub fn offline() -> Cluster {
+        let cfg = kube::Config::new("http://127.0.0.1:9".parse().expect("a valid literal URI"));
+        let client = kube::Client::try_from(cfg).expect("a client for a plain-HTTP URI");
+        Cluster {
+            client,
+            latency: Arc::default(),
+            kubeconfig_path: None,
+            simulated: true,
+        }
+    }
+}
+
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")

@@ -205,69 +205,6 @@ impl TuningRunner {
         }
         let mut iter = actions.into_iter();
         match &set.kind {
-            TuningSetKind::QpsLoad { qps } => {
-                let gap = 1.0 / qps;
-                for (i, action) in iter.by_ref().enumerate() {
-                    if !wait_until(t0 + secs(i as f64 * gap), cancel).await {
-                        cancelled = true;
-                        break;
-                    }
-                    spawn(&mut tasks, action);
-                    started += 1;
-                }
-                if !cancelled {
-                    cancelled = !wait_until(t0 + secs(n as f64 * gap), cancel).await;
-                }
-            }
-            TuningSetKind::RandomizedLoad { average_qps } => {
-                let mut at = t0;
-                for action in iter.by_ref() {
-                    if !wait_until(at, cancel).await {
-                        cancelled = true;
-                        break;
-                    }
-                    spawn(&mut tasks, action);
-                    started += 1;
-                    let u: f64 = rand::rng().random_range(0.0..2.0);
-                    at += secs(u / average_qps);
-                }
-                if !cancelled {
-                    cancelled = !wait_until(at, cancel).await;
-                }
-            }
-            TuningSetKind::SteppedLoad {
-                burst_size,
-                step_delay,
-            } => {
-                let mut at = t0;
-                for (i, action) in iter.by_ref().enumerate() {
-                    if !wait_until(at, cancel).await {
-                        cancelled = true;
-                        break;
-                    }
-                    spawn(&mut tasks, action);
-                    started += 1;
-                    if (i + 1) % (*burst_size as usize).max(1) == 0 {
-                        at = Instant::now() + *step_delay;
-                    }
-                }
-            }
-            TuningSetKind::TimeLimitedLoad { time_limit } => {
-                if n > 0 {
-                    let gap = time_limit.as_secs_f64() / n as f64;
-                    for (i, action) in iter.by_ref().enumerate() {
-                        if !wait_until(t0 + secs(i as f64 * gap), cancel).await {
-                            cancelled = true;
-                            break;
-                        }
-                        spawn(&mut tasks, action);
-                        started += 1;
-                    }
-                    if !cancelled {
-                        cancelled = !wait_until(t0 + *time_limit, cancel).await;
-                    }
-                }
-            }
             TuningSetKind::RandomizedTimeLimitedLoad { time_limit } => {
                 for action in iter.by_ref() {
                     let delay = secs(rand::rng().random_range(0.0..1.0) * time_limit.as_secs_f64());
@@ -323,19 +260,59 @@ impl TuningRunner {
                     started += 1;
                 }
             }
-            TuningSetKind::PoissonLoad {
-                expected_actions_per_second,
-            } => {
+            paced @ (TuningSetKind::QpsLoad { .. }
+            | TuningSetKind::RandomizedLoad { .. }
+            | TuningSetKind::SteppedLoad { .. }
+            | TuningSetKind::TimeLimitedLoad { .. }
+            | TuningSetKind::PoissonLoad { .. }) => {
+                // Paced by start times: action `i` starts at `at`, and `next` gives the start
+                // of the one after it from `i` and `at`.
+                let next = |i: usize, at: Instant| match paced {
+                    TuningSetKind::QpsLoad { qps } => t0 + secs((i + 1) as f64 * (1.0 / qps)),
+                    TuningSetKind::RandomizedLoad { average_qps } => {
+                        let u: f64 = rand::rng().random_range(0.0..2.0);
+                        at + secs(u / average_qps)
+                    }
+                    TuningSetKind::SteppedLoad {
+                        burst_size,
+                        step_delay,
+                    } if (i + 1).is_multiple_of((*burst_size as usize).max(1)) => {
+                        Instant::now() + *step_delay
+                    }
+                    TuningSetKind::TimeLimitedLoad { time_limit } => {
+                        t0 + secs((i + 1) as f64 * (time_limit.as_secs_f64() / n as f64))
+                    }
+                    TuningSetKind::PoissonLoad {
+                        expected_actions_per_second,
+                    } => {
+                        let u: f64 = rand::rng().random_range(0.0..1.0);
+                        at + secs(-(1.0 - u).ln() / expected_actions_per_second)
+                    }
+                    _ => at,
+                };
                 let mut at = t0;
-                for action in iter.by_ref() {
+                for (i, action) in iter.by_ref().enumerate() {
                     if !wait_until(at, cancel).await {
                         cancelled = true;
                         break;
                     }
                     spawn(&mut tasks, action);
                     started += 1;
-                    let u: f64 = rand::rng().random_range(0.0..1.0);
-                    at += secs(-(1.0 - u).ln() / expected_actions_per_second);
+                    at = next(i, at);
+                }
+                // Rate-paced sets last their whole span, past the last start.
+                let end = match paced {
+                    TuningSetKind::QpsLoad { qps } => Some(t0 + secs(n as f64 * (1.0 / qps))),
+                    TuningSetKind::RandomizedLoad { .. } => Some(at),
+                    TuningSetKind::TimeLimitedLoad { time_limit } if n > 0 => {
+                        Some(t0 + *time_limit)
+                    }
+                    _ => None,
+                };
+                if let Some(end) = end
+                    && !cancelled
+                {
+                    cancelled = !wait_until(end, cancel).await;
                 }
             }
         }

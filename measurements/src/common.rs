@@ -100,8 +100,10 @@ fn condition_true(node: &Node, type_: &str) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
 }
 
-/// CL2's schedulable untainted node (see `docs/measurements.md`, WaitForNodes).
-pub(crate) fn node_schedulable(node: &Node) -> bool {
+/// CL2's schedulable untainted node (see `docs/measurements.md`, WaitForNodes): not
+/// cordoned, Ready, network available, and without a NoSchedule/NoExecute node-condition
+/// taint.
+pub fn node_schedulable(node: &Node) -> bool {
     let spec = node.spec.as_ref();
     if spec.and_then(|s| s.unschedulable).unwrap_or(false) {
         return false;
@@ -202,19 +204,10 @@ pub(crate) mod testutil {
     use cl2_framework::cluster::Cluster;
     use cl2_framework::config::Params;
     use cl2_framework::measurement::MeasurementContext;
-    use std::sync::Arc;
 
     /// A context whose client points nowhere (for measurements that do not call the API).
     pub fn offline_context() -> MeasurementContext {
-        let cfg = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-        let client = kube::Client::try_from(cfg).unwrap();
-        let cluster = Cluster {
-            client,
-            latency: Arc::default(),
-            kubeconfig_path: None,
-            simulated: true,
-        };
-        MeasurementContext::new(cluster, "unit")
+        MeasurementContext::new(Cluster::offline(), "unit")
     }
 
     /// Params from a JSON literal.

@@ -22,6 +22,8 @@ mod wait_for_generic_k8s_objects;
 mod wait_for_nodes;
 mod wait_for_running_pods;
 
+pub use common::node_schedulable;
+
 /// Every built-in measurement, sorted by name. `cmd` registers these explicitly.
 pub const BUILTIN: &[MeasurementDescriptor] = &[
     api_responsiveness::DESCRIPTOR,

@@ -19,15 +19,7 @@ fn python_available() -> bool {
 }
 
 fn offline_context() -> MeasurementContext {
-    let cfg = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-    let client = kube::Client::try_from(cfg).unwrap();
-    let cluster = Cluster {
-        client,
-        latency: Arc::default(),
-        kubeconfig_path: None,
-        simulated: true,
-    };
-    MeasurementContext::new(cluster, "plugin-test")
+    MeasurementContext::new(Cluster::offline(), "plugin-test")
 }
 
 fn spec(method: &str, id: &str, params: serde_json::Value) -> MeasurementSpec {

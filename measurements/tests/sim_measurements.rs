@@ -59,6 +59,14 @@ fn spec(method: &str, instances: &[(&str, serde_json::Value)]) -> MeasurementSpe
     }
 }
 
+/// Runs one measurement step with a single instance; panics if it fails.
+async fn step(manager: &MeasurementManager, method: &str, id: &str, params: serde_json::Value) {
+    manager
+        .execute(&spec(method, &[(id, params)]))
+        .await
+        .unwrap();
+}
+
 async fn create_namespace(client: &kube::Client, name: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace =
@@ -114,70 +122,65 @@ async fn density_style_measurements_and_reports() {
     let client = ctx.cluster.client.clone();
     let manager = MeasurementManager::new(Arc::new(cl2_measurements::builtin_registry()), ctx);
 
-    manager
-        .execute(&spec("PodStartupLatency", &[("PodStartupLatency", serde_json::json!({
-            "action": "start", "labelSelector": "group = latency", "threshold": "20s", "loadLevel": "10%"}))]))
-        .await
-        .unwrap();
-    manager
-        .execute(&spec(
-            "APIResponsiveness",
-            &[(
-                "APIResponsiveness",
-                serde_json::json!({"action": "start", "loadLevel": "10%"}),
-            )],
-        ))
-        .await
-        .unwrap();
-    manager
-        .execute(&spec(
-            "SchedulingThroughput",
-            &[(
-                "SchedulingThroughput",
-                serde_json::json!({"action": "start", "measurmentInterval": "500ms"}),
-            )],
-        ))
-        .await
-        .unwrap();
-    manager
-        .execute(&spec(
-            "Timer",
-            &[(
-                "Timer",
-                serde_json::json!({"action": "start", "label": "create"}),
-            )],
-        ))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "PodStartupLatency",
+        "PodStartupLatency",
+        serde_json::json!({
+            "action": "start", "labelSelector": "group = latency", "threshold": "20s",
+            "loadLevel": "10%"
+        }),
+    )
+    .await;
+    step(
+        &manager,
+        "APIResponsiveness",
+        "APIResponsiveness",
+        serde_json::json!({"action": "start", "loadLevel": "10%"}),
+    )
+    .await;
+    step(
+        &manager,
+        "SchedulingThroughput",
+        "SchedulingThroughput",
+        serde_json::json!({"action": "start", "measurmentInterval": "500ms"}),
+    )
+    .await;
+    step(
+        &manager,
+        "Timer",
+        "Timer",
+        serde_json::json!({"action": "start", "label": "create"}),
+    )
+    .await;
 
     create_namespace(&client, "lat").await;
     create_pods(&client, "lat", 12).await;
 
-    manager
-        .execute(&spec("WaitForRunningPods", &[("wait", serde_json::json!({
-            "desiredPodCount": 12, "namespace": "lat", "timeout": "180s", "refreshInterval": "300ms"}))]))
-        .await
-        .unwrap();
-    manager
-        .execute(&spec(
-            "Timer",
-            &[(
-                "Timer",
-                serde_json::json!({"action": "stop", "label": "create"}),
-            )],
-        ))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "WaitForRunningPods",
+        "wait",
+        serde_json::json!({
+            "desiredPodCount": 12, "namespace": "lat", "timeout": "180s",
+            "refreshInterval": "300ms"
+        }),
+    )
+    .await;
+    step(
+        &manager,
+        "Timer",
+        "Timer",
+        serde_json::json!({"action": "stop", "label": "create"}),
+    )
+    .await;
     for (m, id) in [
         ("PodStartupLatency", "PodStartupLatency"),
         ("APIResponsiveness", "APIResponsiveness"),
         ("SchedulingThroughput", "SchedulingThroughput"),
         ("Timer", "Timer"),
     ] {
-        manager
-            .execute(&spec(m, &[(id, serde_json::json!({"action": "gather"}))]))
-            .await
-            .unwrap();
+        step(&manager, m, id, serde_json::json!({"action": "gather"})).await;
     }
     let results = manager.finish().await;
 
@@ -280,24 +283,26 @@ async fn impossible_threshold_fails_with_the_violation_named() {
     let ctx = context(&sim, dir.path());
     let client = ctx.cluster.client.clone();
     let manager = MeasurementManager::new(Arc::new(cl2_measurements::builtin_registry()), ctx);
-    manager
-        .execute(&spec(
-            "PodStartupLatency",
-            &[(
-                "Impossible",
-                serde_json::json!({
+    step(
+        &manager,
+        "PodStartupLatency",
+        "Impossible",
+        serde_json::json!({
             "action": "start", "namespace": "imp", "threshold": "1ms"}),
-            )],
-        ))
-        .await
-        .unwrap();
+    )
+    .await;
     create_namespace(&client, "imp").await;
     create_pods(&client, "imp", 4).await;
-    manager
-        .execute(&spec("WaitForRunningPods", &[("wait", serde_json::json!({
-            "desiredPodCount": 4, "namespace": "imp", "timeout": "180s", "refreshInterval": "300ms"}))]))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "WaitForRunningPods",
+        "wait",
+        serde_json::json!({
+            "desiredPodCount": 4, "namespace": "imp", "timeout": "180s",
+            "refreshInterval": "300ms"
+        }),
+    )
+    .await;
     // Not gathered explicitly: finish() gathers it, as for an interrupted run.
     let results = manager.finish().await;
     let pod = find(&results, "PodStartupLatency");
@@ -334,13 +339,13 @@ async fn wait_for_controlled_pods_running_on_a_deployment() {
     create_namespace(&client, "dep").await;
     let start = serde_json::json!({"action": "start", "apiVersion": "apps/v1", "kind": "Deployment",
         "namespace": "dep", "labelSelector": "group = load", "operationTimeout": "180s"});
-    manager
-        .execute(&spec(
-            "WaitForControlledPodsRunning",
-            &[("WaitForRunningDeployments", start)],
-        ))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "WaitForControlledPodsRunning",
+        "WaitForRunningDeployments",
+        start,
+    )
+    .await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "dep");
     let d: Deployment = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "web", "labels": {"group": "load"}},
@@ -354,13 +359,13 @@ async fn wait_for_controlled_pods_running_on_a_deployment() {
         .await
         .unwrap();
     let gather = serde_json::json!({"action": "gather"});
-    manager
-        .execute(&spec(
-            "WaitForControlledPodsRunning",
-            &[("WaitForRunningDeployments", gather.clone())],
-        ))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "WaitForControlledPodsRunning",
+        "WaitForRunningDeployments",
+        gather.clone(),
+    )
+    .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "dep");
     let running = pods
         .list(&Default::default())
@@ -376,13 +381,13 @@ async fn wait_for_controlled_pods_running_on_a_deployment() {
         .delete("web", &Default::default())
         .await
         .unwrap();
-    manager
-        .execute(&spec(
-            "WaitForControlledPodsRunning",
-            &[("WaitForRunningDeployments", gather)],
-        ))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "WaitForControlledPodsRunning",
+        "WaitForRunningDeployments",
+        gather,
+    )
+    .await;
     let results = manager.finish().await;
     assert!(results[0].errors.is_empty(), "{:?}", results[0].errors);
     sim.shutdown().await;
@@ -413,28 +418,22 @@ async fn plugin_example_counts_pods_through_kubeconfig() {
         )
         .unwrap();
     let manager = MeasurementManager::new(Arc::new(registry), ctx);
-    manager
-        .execute(&spec(
-            "PodCounter",
-            &[(
-                "pods",
-                serde_json::json!({"action": "start", "namespace": "pc"}),
-            )],
-        ))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "PodCounter",
+        "pods",
+        serde_json::json!({"action": "start", "namespace": "pc"}),
+    )
+    .await;
     create_namespace(&client, "pc").await;
     create_pods(&client, "pc", 3).await;
-    manager
-        .execute(&spec(
-            "PodCounter",
-            &[(
-                "pods",
-                serde_json::json!({"action": "gather", "namespace": "pc", "maxPods": 2}),
-            )],
-        ))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "PodCounter",
+        "pods",
+        serde_json::json!({"action": "gather", "namespace": "pc", "maxPods": 2}),
+    )
+    .await;
     let results = manager.finish().await;
     let s = &results[0].summaries[0];
     assert_eq!(s.content["dataItems"][0]["data"]["end"], 3, "{}", s.content);
@@ -450,16 +449,13 @@ async fn node_startup_latency_sees_new_hollow_nodes() {
     let ctx = context(&sim, dir.path());
     let client = ctx.cluster.client.clone();
     let manager = MeasurementManager::new(Arc::new(cl2_measurements::builtin_registry()), ctx);
-    manager
-        .execute(&spec(
-            "NodeStartupLatency",
-            &[(
-                "nodes",
-                serde_json::json!({"action": "start", "threshold": "60s"}),
-            )],
-        ))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "NodeStartupLatency",
+        "nodes",
+        serde_json::json!({"action": "start", "threshold": "60s"}),
+    )
+    .await;
     let token = tokio_util::sync::CancellationToken::new();
     let fleet = cl2_hollow::kubelet::start_fleet(
         client.clone(),
@@ -492,13 +488,13 @@ async fn node_startup_latency_sees_new_hollow_nodes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    manager
-        .execute(&spec(
-            "NodeStartupLatency",
-            &[("nodes", serde_json::json!({"action": "gather"}))],
-        ))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "NodeStartupLatency",
+        "nodes",
+        serde_json::json!({"action": "gather"}),
+    )
+    .await;
     let results = manager.finish().await;
     let s = &results[0].summaries[0];
     assert_eq!(s.name, "NodeStartupLatency_nodes");
@@ -518,11 +514,16 @@ async fn barriers_on_nodes_jobs_and_generic_objects() {
     let client = ctx.cluster.client.clone();
     let manager = MeasurementManager::new(Arc::new(cl2_measurements::builtin_registry()), ctx);
 
-    manager
-        .execute(&spec("WaitForNodes", &[("nodes", serde_json::json!({
-            "minDesiredNodeCount": 2, "maxDesiredNodeCount": 2, "timeout": "120s", "refreshInterval": "200ms"}))]))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "WaitForNodes",
+        "nodes",
+        serde_json::json!({
+            "minDesiredNodeCount": 2, "maxDesiredNodeCount": 2, "timeout": "120s",
+            "refreshInterval": "200ms"
+        }),
+    )
+    .await;
     let impossible = manager
         .execute(&spec("WaitForNodes", &[("too-many", serde_json::json!({
             "minDesiredNodeCount": 5, "maxDesiredNodeCount": 9, "timeout": "300ms", "refreshInterval": "100ms"}))]))
@@ -534,16 +535,13 @@ async fn barriers_on_nodes_jobs_and_generic_objects() {
     );
 
     create_namespace(&client, "bar-1").await;
-    manager
-        .execute(&spec(
-            "WaitForFinishedJobs",
-            &[(
-                "jobs",
-                serde_json::json!({"action": "start", "namespace": "bar-1"}),
-            )],
-        ))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "WaitForFinishedJobs",
+        "jobs",
+        serde_json::json!({"action": "start", "namespace": "bar-1"}),
+    )
+    .await;
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "bar-1");
     let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "once"},
@@ -552,26 +550,26 @@ async fn barriers_on_nodes_jobs_and_generic_objects() {
     }))
     .unwrap();
     jobs.create(&PostParams::default(), &job).await.unwrap();
-    manager
-        .execute(&spec("WaitForFinishedJobs", &[("jobs", serde_json::json!({"action": "gather", "timeout": "180s", "refreshInterval": "200ms"}))]))
-        .await
-        .unwrap();
+    step(
+        &manager,
+        "WaitForFinishedJobs",
+        "jobs",
+        serde_json::json!({"action": "gather", "timeout": "180s", "refreshInterval": "200ms"}),
+    )
+    .await;
 
     // Jobs in namespaces bar-1..bar-1 reach Complete=True.
-    manager
-        .execute(&spec(
-            "WaitForGenericK8sObjects",
-            &[(
-                "complete-jobs",
-                serde_json::json!({
+    step(
+        &manager,
+        "WaitForGenericK8sObjects",
+        "complete-jobs",
+        serde_json::json!({
             "objectGroup": "batch", "objectVersion": "v1", "objectResource": "jobs",
             "namespaceRange": {"min": 1, "max": 1}, "successfulConditions": ["Complete=True"],
             "failedConditions": ["Failed=True"], "minDesiredObjectCount": 1,
             "timeout": "60s", "refreshInterval": "200ms"}),
-            )],
-        ))
-        .await
-        .unwrap();
+    )
+    .await;
     let results = manager.finish().await;
     let jobs_result = results
         .iter()

@@ -281,6 +281,8 @@ pub struct SchedPod {
     first_seen: Instant,
     attempts: u32,
     last_message: Option<String>,
+    /// Not retried before this instant (per-pod backoff: 1 s doubling to 10 s).
+    retry_at: Instant,
 }
 
 impl SchedPod {
@@ -306,6 +308,7 @@ impl SchedPod {
             first_seen: Instant::now(),
             attempts: 0,
             last_message: None,
+            retry_at: Instant::now(),
         })
     }
 }
@@ -743,10 +746,21 @@ impl Scheduler {
                         && last_flush.elapsed() >= Duration::from_millis(250)
                         || last_flush.elapsed() >= Duration::from_secs(30);
                     if flush_due && !st.unschedulable.is_empty() {
-                        let pods: Vec<SchedPod> =
-                            st.unschedulable.drain().map(|(_, p)| p).collect();
-                        st.active.extend(pods);
-                        st.cluster_changed = false;
+                        let now = Instant::now();
+                        let due: Vec<(String, String)> = st
+                            .unschedulable
+                            .iter()
+                            .filter(|(_, p)| p.retry_at <= now)
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        for k in due {
+                            if let Some(p) = st.unschedulable.remove(&k) {
+                                st.active.push_back(p);
+                            }
+                        }
+                        // Pods still backing off are moved by a later pass (the loop wakes at
+                        // least every second), not forgotten until the next cluster change.
+                        st.cluster_changed = !st.unschedulable.is_empty() && st.cluster_changed;
                         last_flush = Instant::now();
                     } else if flush_due {
                         st.cluster_changed = false;
@@ -815,6 +829,8 @@ impl Scheduler {
                     let uid = pod.uid.clone();
                     tokio::spawn(async move { me.mark_unschedulable(key, uid, msg).await });
                 }
+                let backoff_ms = 1000u64 << pod.attempts.saturating_sub(1).min(4);
+                pod.retry_at = Instant::now() + Duration::from_millis(backoff_ms.min(10_000));
                 let mut st = self.state.lock();
                 if st.queued.get(&pod.key) == Some(&pod.uid) {
                     st.unschedulable.insert(pod.key.clone(), pod);
@@ -970,6 +986,7 @@ mod tests {
             first_seen: Instant::now(),
             attempts: 0,
             last_message: None,
+            retry_at: Instant::now(),
         }
     }
 

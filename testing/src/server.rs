@@ -919,10 +919,20 @@ impl App {
                     }
                     _ = tick.tick(), if bookmarks => {
                         let committed = store.current_rv();
-                        while let Ok(item) = w.rx.try_recv() {
-                            last_rv = item.obj.rv;
-                            if tx.send(Ok(encode(&item))).await.is_err() {
-                                return;
+                        loop {
+                            match w.rx.try_recv() {
+                                Ok(item) => {
+                                    last_rv = item.obj.rv;
+                                    if tx.send(Ok(encode(&item))).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                                // The store dropped this (slow) watcher: events after `last_rv`
+                                // may be missing from the channel, so a bookmark at `committed`
+                                // would make the client skip them for good. End the stream
+                                // instead; the client resumes from the last event it saw.
+                                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return,
                             }
                         }
                         let rv = committed.max(last_rv);
@@ -1561,22 +1571,12 @@ fn scale_of(v: &Value) -> Value {
         Some(Value::Object(m))
             if m.contains_key("matchLabels") || m.contains_key("matchExpressions") =>
         {
-            let labels = m
-                .get("matchLabels")
+            m.get("matchLabels")
                 .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            labels
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
+                .map(tables::labels_string)
+                .unwrap_or_default()
         }
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-            .collect::<Vec<_>>()
-            .join(","),
+        Some(Value::Object(m)) => tables::labels_string(m),
         _ => String::new(),
     };
     json!({

@@ -1028,34 +1028,30 @@ impl Store {
                     "the name of the object ({n}) does not match the name on the URL ({name})"
                 )));
             }
-            // Immutable / server-managed metadata.
+            // Immutable / server-managed metadata (deletion marks too, except on raw writes).
+            let deletion: &[&str] = if mode == UpdateMode::Raw {
+                &[]
+            } else {
+                &["deletionTimestamp", "deletionGracePeriodSeconds"]
+            };
             for k in [
                 "uid",
                 "creationTimestamp",
                 "namespace",
                 "name",
                 "generation",
-            ] {
+            ]
+            .iter()
+            .chain(deletion)
+            {
                 set_meta(
                     &mut new,
                     k,
                     old.get("metadata")
-                        .and_then(|m| m.get(k))
+                        .and_then(|m| m.get(*k))
                         .cloned()
                         .unwrap_or(Value::Null),
                 );
-            }
-            if mode != UpdateMode::Raw {
-                for k in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
-                    set_meta(
-                        &mut new,
-                        k,
-                        old.get("metadata")
-                            .and_then(|m| m.get(k))
-                            .cloned()
-                            .unwrap_or(Value::Null),
-                    );
-                }
             }
             if def.has(crate::resources::sub::STATUS) {
                 match mode {

@@ -83,6 +83,14 @@ fn col(name: &str, ty: &str, priority: i64) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": "", "priority": priority})
 }
 
+/// `k=v` pairs of a label map, comma-separated (how selectors and node selectors print).
+pub(crate) fn labels_string(m: &serde_json::Map<String, Value>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn selector_string(v: &Value, ptr: &str) -> String {
     match v.pointer(ptr) {
         Some(Value::Object(m))
@@ -91,12 +99,10 @@ fn selector_string(v: &Value, ptr: &str) -> String {
             let mut parts: Vec<String> = m
                 .get("matchLabels")
                 .and_then(Value::as_object)
-                .map(|l| {
-                    l.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                        .collect()
-                })
-                .unwrap_or_default();
+                .map(labels_string)
+                .into_iter()
+                .filter(|l| !l.is_empty())
+                .collect();
             for e in m
                 .get("matchExpressions")
                 .and_then(Value::as_array)
@@ -119,11 +125,7 @@ fn selector_string(v: &Value, ptr: &str) -> String {
             }
             parts.join(",")
         }
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-            .collect::<Vec<_>>()
-            .join(","),
+        Some(Value::Object(m)) => labels_string(m),
         _ => String::new(),
     }
 }
@@ -427,12 +429,7 @@ fn columns_and_cells(def: &ResourceDef, v: &Value) -> (Vec<Value>, Vec<Value>) {
             let ns = v
                 .pointer("/spec/template/spec/nodeSelector")
                 .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
+                .map(labels_string)
                 .unwrap_or_default();
             (
                 vec![
@@ -529,12 +526,7 @@ fn columns_and_cells(def: &ResourceDef, v: &Value) -> (Vec<Value>, Vec<Value>) {
             let sel = v
                 .pointer("/spec/selector")
                 .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
+                .map(labels_string)
                 .unwrap_or_default();
             let ext = v
                 .pointer("/spec/externalIPs")

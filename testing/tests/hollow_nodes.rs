@@ -173,7 +173,10 @@ async fn statefulset_daemonset_and_job() {
             "replicas": 3, "serviceName": "db",
             "selector": {"matchLabels": {"app": "db"}},
             "template": {"metadata": {"labels": {"app": "db"}},
-                "spec": {"containers": [{"name": "c", "image": "postgres"}]}}
+                "spec": {"containers": [{"name": "c", "image": "postgres"}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}}}}]
         }
     }))
     .unwrap();
@@ -208,6 +211,17 @@ async fn statefulset_daemonset_and_job() {
         ready_at <= created1,
         "db-0 ready at {ready_at}, db-1 created at {created1}: {p1:?}"
     );
+
+    // One claim per ordinal from the claim template.
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), "wl");
+    for i in 0..3 {
+        let c = claims.get(&format!("data-db-{i}")).await.unwrap();
+        assert_eq!(
+            c.metadata.labels.unwrap().get("app").map(String::as_str),
+            Some("db")
+        );
+    }
 
     // DaemonSet: one pod per node, pinned by node affinity.
     let ds: DaemonSet = serde_json::from_value(json!({

@@ -326,6 +326,23 @@ async fn full_workflow(k: &Kubectl) {
         )
         .await;
     assert!(ep.contains("10.1"), "{ep}");
+    let slices = k
+        .until(
+            "endpointslice",
+            &[
+                "get",
+                "endpointslices",
+                "-n",
+                "fid",
+                "-l",
+                "kubernetes.io/service-name=web",
+                "-o",
+                "jsonpath={.items[*].endpoints[*].addresses[0]} {.items[*].ports[0].port}",
+            ],
+            |o| o.matches("10.1").count() == 3,
+        )
+        .await;
+    assert!(slices.ends_with(" 8080"), "{slices}");
     let jw = kn!(
         "wait",
         "--for=condition=complete",

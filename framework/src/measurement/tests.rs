@@ -4,15 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A client pointing nowhere: enough for measurements that never call the API.
 pub(crate) fn offline_context() -> MeasurementContext {
-    let cfg = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-    let client = kube::Client::try_from(cfg).unwrap();
-    let cluster = Cluster {
-        client,
-        latency: Arc::default(),
-        kubeconfig_path: None,
-        simulated: true,
-    };
-    MeasurementContext::new(cluster, "unit")
+    MeasurementContext::new(Cluster::offline(), "unit")
 }
 
 static DISPOSED: AtomicUsize = AtomicUsize::new(0);

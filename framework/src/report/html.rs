@@ -2,7 +2,7 @@
 //! with the verdict, the SLO table and plots: pod startup latency per transition, API call
 //! latency per (verb, resource), latency by cluster load and step durations.
 
-use super::{View, duration_secs, format_value, svg};
+use super::{LOAD_LATENCY_HEADERS, View, duration_secs, format_value, opt_ms, svg};
 use crate::measurement::Verdict;
 use std::fmt::Write;
 
@@ -20,11 +20,6 @@ fn verdict_class(v: Verdict) -> &'static str {
         Verdict::Warn => "warn",
         Verdict::None => "none",
     }
-}
-
-fn opt_ms(v: Option<f64>) -> String {
-    v.map(|v| format_value(v, "ms"))
-        .unwrap_or_else(|| "-".into())
 }
 
 fn data_f64(item: &serde_json::Value, key: &str) -> f64 {
@@ -138,20 +133,19 @@ pub(crate) fn render(v: &View<'_>) -> String {
                 ("worst call p99", col(|l| l.api_worst_p99)),
             ],
         ));
-        o.push_str("<table><tr><th>Load</th><th>Pod p10</th><th>Pod p50</th><th>Pod p90</th><th>Pod p99</th><th>API p10</th><th>API p50</th><th>API p90</th><th>API p99</th><th>API worst p99</th></tr>");
+        o.push_str("<table><tr><th>Load</th>");
+        for h in LOAD_LATENCY_HEADERS {
+            let _ = write!(o, "<th>{h}</th>");
+        }
+        o.push_str("<th>API worst p99</th></tr>");
         for l in &v.load {
+            let _ = write!(o, "<tr><td>{}</td>", esc(&l.level));
+            for ms in l.latencies() {
+                let _ = write!(o, "<td>{}</td>", opt_ms(ms));
+            }
             let _ = write!(
                 o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
-                esc(&l.level),
-                opt_ms(l.pod_startup_p10),
-                opt_ms(l.pod_startup_p50),
-                opt_ms(l.pod_startup_p90),
-                opt_ms(l.pod_startup_p99),
-                opt_ms(l.api_p10),
-                opt_ms(l.api_p50),
-                opt_ms(l.api_p90),
-                opt_ms(l.api_p99),
+                "<td>{} {}</td></tr>",
                 opt_ms(l.api_worst_p99),
                 esc(l.api_worst_call.as_deref().unwrap_or(""))
             );

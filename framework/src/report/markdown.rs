@@ -1,17 +1,12 @@
 //! `summary.md`: the human summary (run facts, steps with achieved vs requested rate, the SLO
 //! table with violations named, latency by cluster load, client-side latency).
 
-use super::{View, duration_secs, format_value};
+use super::{LOAD_LATENCY_HEADERS, View, duration_secs, format_value, opt_ms};
 use crate::measurement::Verdict;
 use std::fmt::Write;
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
-}
-
-fn opt_ms(v: Option<f64>) -> String {
-    v.map(|v| format_value(v, "ms"))
-        .unwrap_or_else(|| "-".into())
 }
 
 /// Renders the markdown summary.
@@ -121,7 +116,8 @@ pub(crate) fn render(v: &View<'_>) -> String {
         );
         let _ = writeln!(
             o,
-            "| Load | Pod p10 | Pod p50 | Pod p90 | Pod p99 | API p10 | API p50 | API p90 | API p99 | API worst p99 |"
+            "| Load | {} | API worst p99 |",
+            LOAD_LATENCY_HEADERS.join(" | ")
         );
         let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
         for l in &v.load {
@@ -129,18 +125,12 @@ pub(crate) fn render(v: &View<'_>) -> String {
                 (Some(p), Some(c)) => format!("{} ({})", format_value(*p, "ms"), cell(c)),
                 (p, _) => opt_ms(*p),
             };
+            let latencies: Vec<String> = l.latencies().into_iter().map(opt_ms).collect();
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} |",
                 cell(&l.level),
-                opt_ms(l.pod_startup_p10),
-                opt_ms(l.pod_startup_p50),
-                opt_ms(l.pod_startup_p90),
-                opt_ms(l.pod_startup_p99),
-                opt_ms(l.api_p10),
-                opt_ms(l.api_p50),
-                opt_ms(l.api_p90),
-                opt_ms(l.api_p99),
+                latencies.join(" | "),
                 worst
             );
         }

@@ -234,6 +234,27 @@ pub struct LoadRow {
     pub api_worst_call: Option<String>,
 }
 
+/// Headers of the load table's latency columns, in the order of [`LoadRow::latencies`].
+pub(crate) const LOAD_LATENCY_HEADERS: [&str; 8] = [
+    "Pod p10", "Pod p50", "Pod p90", "Pod p99", "API p10", "API p50", "API p90", "API p99",
+];
+
+impl LoadRow {
+    /// Pod startup then single-object API percentiles, in the load table's column order.
+    pub(crate) fn latencies(&self) -> [Option<f64>; 8] {
+        [
+            self.pod_startup_p10,
+            self.pod_startup_p50,
+            self.pod_startup_p90,
+            self.pod_startup_p99,
+            self.api_p10,
+            self.api_p50,
+            self.api_p90,
+            self.api_p99,
+        ]
+    }
+}
+
 /// Builds the load table from results carrying a `loadLevel`, levels in order of appearance.
 ///
 /// Pod numbers come from PodStartupLatency's all-pods summary (key numbers `p10..p99` of
@@ -526,6 +547,12 @@ fn report_json(
         "latencyByLoad": view.load,
     });
     Ok(v)
+}
+
+/// Milliseconds for a table cell; `-` when unknown.
+pub(crate) fn opt_ms(v: Option<f64>) -> String {
+    v.map(|v| format_value(v, "ms"))
+        .unwrap_or_else(|| "-".into())
 }
 
 pub(crate) fn duration_secs(record: &RunRecord) -> f64 {

@@ -35,6 +35,19 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
+/// An `<svg>` element's opening, `width` by `height`, with `title` as its label and heading.
+fn svg_open(width: f64, height: f64, title: &str) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{t}\" class=\"chart\">\
+         <text x=\"4\" y=\"16\" font-weight=\"bold\">{t}</text>",
+        t = esc(title)
+    );
+    o
+}
+
 /// Horizontal grouped bar chart: one group per category, one bar per series.
 /// `threshold` draws a dashed vertical line.
 pub fn bar_chart(
@@ -67,14 +80,7 @@ pub fn bar_chart(
     let threshold = threshold.filter(|_| off_scale.is_none());
     let max = nice_max(threshold.map_or(data_max, |t| t.max(data_max)));
     let x = |v: f64| label_w + plot_w * (v.max(0.0) / max).min(1.0);
-    let mut o = String::new();
-    let _ = write!(
-        o,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
-         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{t}\" class=\"chart\">\
-         <text x=\"4\" y=\"16\" font-weight=\"bold\">{t}</text>",
-        t = esc(title)
-    );
+    let mut o = svg_open(width, height, title);
     for (i, s) in series.iter().enumerate() {
         let lx = label_w + i as f64 * 110.0;
         let _ = write!(
@@ -176,14 +182,7 @@ pub fn line_chart(
         }
     };
     let py = |v: f64| top + plot_h - plot_h * (v.max(0.0) / max).min(1.0);
-    let mut o = String::new();
-    let _ = write!(
-        o,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
-         viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{t}\" class=\"chart\">\
-         <text x=\"4\" y=\"16\" font-weight=\"bold\">{t}</text>",
-        t = esc(title)
-    );
+    let mut o = svg_open(width, height, title);
     let mut lx = left;
     for (i, (name, _)) in series.iter().enumerate() {
         let _ = write!(

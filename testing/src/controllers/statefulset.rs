@@ -4,14 +4,15 @@
 //! deletes all at once. Template changes roll out (RollingUpdate, honouring `partition`) by
 //! deleting the highest outdated pod once all pods are ready. Pods carry the
 //! `statefulset.kubernetes.io/pod-name`, `apps.kubernetes.io/pod-index` and
-//! `controller-revision-hash` labels. PersistentVolumeClaim templates are not materialised
-//! (the simulated server does not serve volumes).
+//! `controller-revision-hash` labels. `volumeClaimTemplates` become PersistentVolumeClaims
+//! `<template>-<set>-<ordinal>` created before their pod (kept on scale-down, like the default
+//! retention policy); nothing binds them to volumes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -26,6 +27,49 @@ const REVISION_LABEL: &str = "controller-revision-hash";
 /// Ordinal of `pod` in set `set`, if its name is `<set>-<n>`.
 pub(crate) fn ordinal(set: &str, pod: &str) -> Option<usize> {
     pod.strip_prefix(set)?.strip_prefix('-')?.parse().ok()
+}
+
+/// Creates the PersistentVolumeClaims `<template>-<set>-<ordinal>` of one pod from the
+/// set's `volumeClaimTemplates` (existing claims are kept, like the real controller).
+async fn ensure_claims(
+    ctx: &Ctx,
+    sts: &StatefulSet,
+    ns: &str,
+    name: &str,
+    ordinal: usize,
+) -> Result<(), super::ReconcileError> {
+    let templates = sts
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_claim_templates.as_ref());
+    let Some(templates) = templates.filter(|t| !t.is_empty()) else {
+        return Ok(());
+    };
+    let selector_labels = sts
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default();
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    for t in templates {
+        let tname = t.metadata.name.clone().unwrap_or_default();
+        let claim = format!("{tname}-{name}-{ordinal}");
+        let mut pvc = t.clone();
+        pvc.metadata.name = Some(claim.clone());
+        pvc.metadata.namespace = Some(ns.to_string());
+        pvc.metadata.resource_version = None;
+        pvc.metadata.uid = None;
+        let labels = pvc.metadata.labels.get_or_insert_with(Default::default);
+        labels.extend(selector_labels.clone());
+        pvc.status = None;
+        match api.create(&PostParams::default(), &pvc).await {
+            Ok(_) => {}
+            // Exists already, or the server does not serve claims: nothing to do.
+            Err(e) if matches!(crate::kubelet::api_code(&e), Some(409 | 404 | 405)) => {}
+            Err(e) => return Err(api_err(format!("creating claim {ns}/{claim}"))(e)),
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
@@ -95,6 +139,7 @@ pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
     }
     for i in to_create {
         let pod_name = format!("{name}-{i}");
+        ensure_claims(&ctx, &sts, &ns, &name, i).await?;
         let mut pod = pod_from_template(
             &spec.template,
             &ns,
