@@ -276,6 +276,23 @@ fn every_shipped_config_validates() {
                 show(&out)
             );
         }
+        let out = cl2(
+            &["render", &path, "--nodes", "10"],
+            &[],
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(0), "render {path}: {}", show(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("steps:"),
+            "render {path} prints the config: {text}"
+        );
+        if config != "hollow-scale" {
+            assert!(
+                text.contains("\nkind: "),
+                "render {path} prints object templates: {text}"
+            );
+        }
     }
 }
 

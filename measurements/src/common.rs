@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -117,6 +117,28 @@ pub fn node_schedulable(node: &Node) -> bool {
                 && NOT_SCHEDULABLE_TAINTS.contains(&t.key.as_str())
         })
     })
+}
+
+/// The schedule of a polling wait: list, check, sleep `refresh` (at least 100ms), until
+/// `timeout` has passed since [`Poll::new`].
+pub(crate) struct Poll {
+    deadline: Instant,
+    refresh: Duration,
+}
+
+impl Poll {
+    pub fn new(timeout: Duration, refresh: Duration) -> Self {
+        Poll {
+            deadline: Instant::now() + timeout,
+            refresh: refresh.max(Duration::from_millis(100)),
+        }
+    }
+
+    /// Sleeps until the next poll; false when the wait should give up instead: the run is
+    /// finishing, the deadline has passed, or the run was cancelled while sleeping.
+    pub async fn next(&self, ctx: &MeasurementContext) -> bool {
+        !ctx.finishing && Instant::now() < self.deadline && sleep_or_cancel(ctx, self.refresh).await
+    }
 }
 
 /// Sleeps `d` unless the run is cancelled first; returns false when cancelled.

@@ -10,7 +10,7 @@ use cl2_framework::measurement::{
 };
 use k8s_openapi::api::batch::v1::Job;
 use serde::Deserialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(crate) const DESCRIPTOR: MeasurementDescriptor = MeasurementDescriptor {
     name: "WaitForFinishedJobs",
@@ -91,11 +91,10 @@ impl Measurement for WaitForFinishedJobs {
                 }
                 let api = sel.api::<Job>(&ctx.cluster.client);
                 let timeout = cfg.timeout.map_or(Duration::from_secs(600), |d| d.0);
-                let refresh = cfg
-                    .refresh_interval
-                    .map_or(Duration::from_secs(2), |d| d.0)
-                    .max(Duration::from_millis(100));
-                let deadline = Instant::now() + timeout;
+                let poll = common::Poll::new(
+                    timeout,
+                    cfg.refresh_interval.map_or(Duration::from_secs(2), |d| d.0),
+                );
                 let mut pending: Vec<String> = Vec::new();
                 loop {
                     match api.list(&sel.list_params()).await {
@@ -121,10 +120,7 @@ impl Measurement for WaitForFinishedJobs {
                         }
                         Err(e) => tracing::warn!("{METHOD} {id}: listing jobs: {e}"),
                     }
-                    if ctx.finishing
-                        || Instant::now() >= deadline
-                        || !common::sleep_or_cancel(ctx, refresh).await
-                    {
+                    if !poll.next(ctx).await {
                         break;
                     }
                 }

@@ -13,7 +13,7 @@ use cl2_framework::measurement::{
 };
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use serde::Deserialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(crate) const DESCRIPTOR: MeasurementDescriptor = MeasurementDescriptor {
     name: "WaitForGenericK8sObjects",
@@ -139,11 +139,11 @@ impl Measurement for WaitForGenericK8sObjects {
             lp = lp.labels(l);
         }
         let timeout = cfg.timeout.map_or(Duration::from_secs(1800), |d| d.0);
-        let refresh = cfg
-            .refresh_interval
-            .map_or(Duration::from_secs(30), |d| d.0)
-            .max(Duration::from_millis(100));
-        let deadline = Instant::now() + timeout;
+        let poll = common::Poll::new(
+            timeout,
+            cfg.refresh_interval
+                .map_or(Duration::from_secs(30), |d| d.0),
+        );
         let (mut ok, mut bad);
         loop {
             let apis: Vec<kube::Api<DynamicObject>> = match &namespaces {
@@ -186,10 +186,7 @@ impl Measurement for WaitForGenericK8sObjects {
             if counted && ok >= cfg.min_desired_object_count {
                 return Ok(vec![]);
             }
-            if ctx.finishing
-                || Instant::now() >= deadline
-                || !common::sleep_or_cancel(ctx, refresh).await
-            {
+            if !poll.next(ctx).await {
                 break;
             }
         }

@@ -10,7 +10,7 @@ use cl2_framework::measurement::{
 };
 use k8s_openapi::api::core::v1::Node;
 use serde::Deserialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(crate) const DESCRIPTOR: MeasurementDescriptor = MeasurementDescriptor {
     name: "WaitForNodes",
@@ -64,11 +64,11 @@ impl Measurement for WaitForNodes {
         );
         let api: kube::Api<Node> = kube::Api::all(ctx.cluster.client.clone());
         let timeout = cfg.timeout.map_or(Duration::from_secs(1800), |d| d.0);
-        let refresh = cfg
-            .refresh_interval
-            .map_or(Duration::from_secs(30), |d| d.0)
-            .max(Duration::from_millis(100));
-        let deadline = Instant::now() + timeout;
+        let poll = common::Poll::new(
+            timeout,
+            cfg.refresh_interval
+                .map_or(Duration::from_secs(30), |d| d.0),
+        );
         let mut n = 0;
         loop {
             match api.list(&sel.list_params()).await {
@@ -84,10 +84,7 @@ impl Measurement for WaitForNodes {
                 }
                 Err(e) => tracing::warn!("{METHOD} {id}: listing nodes: {e}"),
             }
-            if ctx.finishing
-                || Instant::now() >= deadline
-                || !common::sleep_or_cancel(ctx, refresh).await
-            {
+            if !poll.next(ctx).await {
                 break;
             }
         }

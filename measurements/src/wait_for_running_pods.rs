@@ -10,7 +10,7 @@ use cl2_framework::measurement::{
 };
 use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(crate) const DESCRIPTOR: MeasurementDescriptor = MeasurementDescriptor {
     name: "WaitForRunningPods",
@@ -70,11 +70,10 @@ impl Measurement for WaitForRunningPods {
         );
         let api = sel.api::<Pod>(&ctx.cluster.client);
         let timeout = cfg.timeout.map_or(Duration::from_secs(60), |d| d.0);
-        let refresh = cfg
-            .refresh_interval
-            .map_or(Duration::from_secs(5), |d| d.0)
-            .max(Duration::from_millis(100));
-        let deadline = Instant::now() + timeout;
+        let poll = common::Poll::new(
+            timeout,
+            cfg.refresh_interval.map_or(Duration::from_secs(5), |d| d.0),
+        );
         let want = cfg.desired_pod_count;
         let mut last = (0, 0, 0);
         loop {
@@ -88,10 +87,7 @@ impl Measurement for WaitForRunningPods {
                 }
                 Err(e) => tracing::warn!("{METHOD} {id}: listing pods: {e}"),
             }
-            if ctx.finishing
-                || Instant::now() >= deadline
-                || !common::sleep_or_cancel(ctx, refresh).await
-            {
+            if !poll.next(ctx).await {
                 break;
             }
         }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use cl2_hollow::sim::{SimCluster, SimConfig, start};
 use cl2_hollow::stages::{ServerStages, SimStages};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -69,6 +70,27 @@ fn api_err(e: kube::Error) -> Status {
     }
 }
 
+/// The collection's current resourceVersion, from a LIST.
+async fn list_rv(api: &Api<ConfigMap>) -> String {
+    api.list(&ListParams::default().limit(1))
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap()
+}
+
+/// The next event of a watch; fails the test if none comes within [`DEADLINE`].
+async fn next_event(
+    stream: &mut BoxStream<'_, kube::Result<WatchEvent<ConfigMap>>>,
+) -> WatchEvent<ConfigMap> {
+    tokio::time::timeout(DEADLINE, stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pagination_watch_resume_conflict_and_metrics() {
     let sim = sim_with(|_| {}).await;
@@ -122,13 +144,7 @@ async fn pagination_watch_resume_conflict_and_metrics() {
     assert_eq!(api_err(bad).code, 400);
 
     // Watch resume from a resourceVersion: exactly the later changes, in order.
-    let rv = api
-        .list(&ListParams::default().limit(1))
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_rv(&api).await;
     for v in ["a", "b", "c"] {
         api.patch(
             "cm-000",
@@ -148,11 +164,7 @@ async fn pagination_watch_resume_conflict_and_metrics() {
         .boxed();
     let mut seen = Vec::new();
     while seen.len() < 4 {
-        let ev = tokio::time::timeout(DEADLINE, stream.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let ev = next_event(&mut stream).await;
         match ev {
             WatchEvent::Modified(c) => seen.push(format!("M:{}", c.data.unwrap()["k"])),
             WatchEvent::Deleted(c) => seen.push(format!("D:{}", c.metadata.name.unwrap())),
@@ -162,23 +174,13 @@ async fn pagination_watch_resume_conflict_and_metrics() {
     assert_eq!(seen, ["M:a", "M:b", "M:c", "D:cm-001"]);
 
     // Bookmarks arrive on a quiet watch.
-    let now_rv = api
-        .list(&ListParams::default().limit(1))
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let now_rv = list_rv(&api).await;
     let mut stream = api
         .watch(&WatchParams::default(), &now_rv)
         .await
         .unwrap()
         .boxed();
-    let ev = tokio::time::timeout(DEADLINE, stream.try_next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let ev = next_event(&mut stream).await;
     match ev {
         WatchEvent::Bookmark(b) => {
             assert!(
@@ -280,13 +282,7 @@ async fn expired_resource_version_is_gone() {
     let client = sim.client();
     make_ns(&client, "gone").await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "gone");
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_rv(&api).await;
     for i in 0..50 {
         api.create(&PostParams::default(), &cm(&format!("c{i}"), json!([])))
             .await
@@ -297,11 +293,7 @@ async fn expired_resource_version_is_gone() {
         .await
         .unwrap()
         .boxed();
-    let ev = tokio::time::timeout(DEADLINE, stream.try_next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let ev = next_event(&mut stream).await;
     match ev {
         WatchEvent::Error(e) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
         other => panic!("expected 410, got {other:?}"),

@@ -84,37 +84,17 @@ async fn malformed_requests_get_status_bodies() {
     let cms = "/api/v1/namespaces/default/configmaps";
     let json = Some("application/json");
 
-    let (c, b) = raw(
-        a,
-        "POST",
-        cms,
-        json,
-        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"na"#.to_vec(),
-    )
-    .await;
-    assert_status(c, &b, 400, "BadRequest");
-    let (c, b) = raw(
-        a,
-        "POST",
-        cms,
-        json,
-        br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"}}"#.to_vec(),
-    )
-    .await;
-    assert_status(c, &b, 400, "BadRequest");
-    let (c, b) = raw(
-        a,
-        "POST",
-        cms,
-        json,
-        br#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_vec(),
-    )
-    .await;
-    assert_status(c, &b, 400, "BadRequest");
-    let (c, b) = raw(a, "POST", cms, json, b"[1,2,3]".to_vec()).await;
-    assert_status(c, &b, 400, "BadRequest");
-    let (c, b) = raw(a, "POST", cms, json, br#"{"metadata":"nope"}"#.to_vec()).await;
-    assert_status(c, &b, 400, "BadRequest");
+    // Truncated JSON, wrong kind or group, not an object, wrong field type.
+    for body in [
+        &br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"na"#[..],
+        br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"}}"#,
+        br#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}"#,
+        b"[1,2,3]",
+        br#"{"metadata":"nope"}"#,
+    ] {
+        let (c, b) = raw(a, "POST", cms, json, body.to_vec()).await;
+        assert_status(c, &b, 400, "BadRequest");
+    }
     let (c, b) = raw(
         a,
         "POST",
@@ -186,51 +166,36 @@ async fn malformed_requests_get_status_bodies() {
     .await;
     assert_eq!(c, 201);
     let one = format!("{cms}/p1");
-    let (c, b) = raw(
-        a,
-        "PATCH",
-        &one,
-        Some("application/merge-patch+json"),
-        b"{not json".to_vec(),
-    )
-    .await;
-    assert_status(c, &b, 400, "BadRequest");
-    let (c, b) = raw(
-        a,
-        "PATCH",
-        &one,
-        Some("application/json-patch+json"),
-        br#"{"op":"add"}"#.to_vec(),
-    )
-    .await;
-    assert_status(c, &b, 400, "BadRequest");
-    let (c, b) = raw(
-        a,
-        "PATCH",
-        &one,
-        Some("application/json-patch+json"),
-        br#"[{"op":"remove","path":"/nope/deeper"}]"#.to_vec(),
-    )
-    .await;
-    assert_status(c, &b, 422, "Invalid");
-    let (c, b) = raw(
-        a,
-        "PATCH",
-        &one,
-        Some("application/strategic-merge-patch+json"),
-        b"42".to_vec(),
-    )
-    .await;
-    assert_status(c, &b, 400, "BadRequest");
-    let (c, b) = raw(
-        a,
-        "PATCH",
-        &one,
-        Some("application/x-unknown"),
-        b"{}".to_vec(),
-    )
-    .await;
-    assert_status(c, &b, 415, "UnsupportedMediaType");
+    for (ctype, patch, want, reason) in [
+        (
+            "application/merge-patch+json",
+            &b"{not json"[..],
+            400,
+            "BadRequest",
+        ),
+        (
+            "application/json-patch+json",
+            br#"{"op":"add"}"#,
+            400,
+            "BadRequest",
+        ),
+        (
+            "application/json-patch+json",
+            br#"[{"op":"remove","path":"/nope/deeper"}]"#,
+            422,
+            "Invalid",
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            b"42",
+            400,
+            "BadRequest",
+        ),
+        ("application/x-unknown", b"{}", 415, "UnsupportedMediaType"),
+    ] {
+        let (c, b) = raw(a, "PATCH", &one, Some(ctype), patch.to_vec()).await;
+        assert_status(c, &b, want, reason);
+    }
     let (c, b) = raw(
         a,
         "PATCH",

@@ -205,6 +205,11 @@ pub fn render(path: &Path, opts: &LoadOptions, replica: u64) -> Result<Rendered,
             continue;
         };
         for (pi, phase) in phases.iter().enumerate() {
+            // A phase down to zero replicas only deletes: a run renders nothing for it (the
+            // objects are identified from the raw template), so neither does `render`.
+            if phase.replicas_per_namespace == 0 {
+                continue;
+            }
             let namespace = phase
                 .namespaces
                 .names(&loaded.config.namespace.prefix)
