@@ -135,7 +135,9 @@ pub struct UsageError(pub String);
 fn init_logging(args: &cli::LogArgs) {
     use tracing_subscriber::EnvFilter;
     let level = match args.verbose {
-        0 => "warn",
+        // The kube client logs each refused connection of a background watch at ERROR; the
+        // watch's owner reports what matters, so keep the default output readable.
+        0 => "warn,kube_client::client::builder=off",
         1 => "info,cl2=info",
         2 => "debug,hyper=info,rustls=info,tower=info",
         _ => "trace",

@@ -106,26 +106,41 @@ fn check_reports(dir: &Path) -> serde_json::Value {
 
 const LIMIT: Duration = Duration::from_secs(600);
 
-#[test]
-fn density_small_passes_and_reports() {
-    let _turn = heavy();
+/// Runs a shipped config on `nodes` simulated nodes with reports in a fresh temporary
+/// directory, which lives as long as the returned `TempDir`.
+fn run_config(
+    config: &str,
+    nodes: u32,
+    env: &[(&str, &str)],
+) -> (Output, tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let report_dir = dir.path().join("r");
     let out = cl2(
         &[
             "--testconfig",
-            "configs/density/config.yaml",
+            config,
             "--nodes",
-            "10",
+            &nodes.to_string(),
             "--report-dir",
             report_dir.to_str().unwrap(),
         ],
+        env,
+        LIMIT,
+    );
+    (out, dir, report_dir)
+}
+
+#[test]
+fn density_small_passes_and_reports() {
+    let _turn = heavy();
+    let (out, _dir, report_dir) = run_config(
+        "configs/density/config.yaml",
+        10,
         &[
             ("CL2_PODS_PER_NODE", "5"),
             ("CL2_LATENCY_PODS", "10"),
             ("CL2_LATENCY_QPS", "50"),
         ],
-        LIMIT,
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -146,22 +161,13 @@ fn density_small_passes_and_reports() {
 #[test]
 fn load_small_passes_and_reports() {
     let _turn = heavy();
-    let dir = tempfile::tempdir().unwrap();
-    let report_dir = dir.path().join("r");
-    let out = cl2(
-        &[
-            "--testconfig",
-            "configs/load/config.yaml",
-            "--nodes",
-            "10",
-            "--report-dir",
-            report_dir.to_str().unwrap(),
-        ],
+    let (out, _dir, report_dir) = run_config(
+        "configs/load/config.yaml",
+        10,
         &[
             ("CL2_PODS_PER_NODE", "10"),
             ("CL2_LOAD_TEST_THROUGHPUT", "200"),
         ],
-        LIMIT,
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     check_reports(&report_dir);
@@ -170,24 +176,15 @@ fn load_small_passes_and_reports() {
 #[test]
 fn density_sweep_small_has_load_table() {
     let _turn = heavy();
-    let dir = tempfile::tempdir().unwrap();
-    let report_dir = dir.path().join("r");
-    let out = cl2(
-        &[
-            "--testconfig",
-            "configs/density-sweep/config.yaml",
-            "--nodes",
-            "10",
-            "--report-dir",
-            report_dir.to_str().unwrap(),
-        ],
+    let (out, _dir, report_dir) = run_config(
+        "configs/density-sweep/config.yaml",
+        10,
         &[
             ("CL2_PODS_PER_NODE", "10"),
             ("CL2_LATENCY_PODS", "10"),
             ("CL2_LATENCY_QPS", "50"),
             ("CL2_SATURATION_QPS", "50"),
         ],
-        LIMIT,
     );
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     check_reports(&report_dir);
@@ -203,20 +200,7 @@ fn density_sweep_small_has_load_table() {
 #[test]
 fn hollow_scale_small_passes() {
     let _turn = heavy();
-    let dir = tempfile::tempdir().unwrap();
-    let report_dir = dir.path().join("r");
-    let out = cl2(
-        &[
-            "--testconfig",
-            "configs/hollow-scale/config.yaml",
-            "--nodes",
-            "20",
-            "--report-dir",
-            report_dir.to_str().unwrap(),
-        ],
-        &[],
-        LIMIT,
-    );
+    let (out, _dir, report_dir) = run_config("configs/hollow-scale/config.yaml", 20, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     check_reports(&report_dir);
 }
@@ -299,24 +283,15 @@ fn every_shipped_config_validates() {
 #[test]
 fn impossible_threshold_exits_1() {
     let _turn = heavy();
-    let dir = tempfile::tempdir().unwrap();
-    let report_dir = dir.path().join("r");
-    let out = cl2(
-        &[
-            "--testconfig",
-            "configs/density/config.yaml",
-            "--nodes",
-            "5",
-            "--report-dir",
-            report_dir.to_str().unwrap(),
-        ],
+    let (out, _dir, report_dir) = run_config(
+        "configs/density/config.yaml",
+        5,
         &[
             ("CL2_PODS_PER_NODE", "2"),
             ("CL2_LATENCY_PODS", "5"),
             ("CL2_LATENCY_QPS", "50"),
             ("CL2_POD_STARTUP_THRESHOLD", "1ms"),
         ],
-        LIMIT,
     );
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let summary = std::fs::read_to_string(report_dir.join("summary.md")).unwrap();

@@ -185,6 +185,27 @@ fn manager(cluster: &Cluster, loaded: &config::LoadedConfig) -> Arc<MeasurementM
     Arc::new(MeasurementManager::new(Arc::new(registry), ctx))
 }
 
+/// Loads `config.yaml` in `dir` with default load options.
+fn load_plain(dir: &Path) -> Arc<config::LoadedConfig> {
+    Arc::new(config::load(&dir.join("config.yaml"), &LoadOptions::default()).unwrap())
+}
+
+/// Runs `loaded` to the end with a fresh measurement manager.
+async fn run(
+    cluster: &Cluster,
+    loaded: &Arc<config::LoadedConfig>,
+    opts: ExecutorOptions,
+) -> cl2_framework::run::RunRecord {
+    Executor::new(
+        cluster.clone(),
+        loaded.clone(),
+        manager(cluster, loaded),
+        opts,
+    )
+    .run()
+    .await
+}
+
 async fn automanaged_namespaces(cluster: &Cluster, prefix: &str) -> Vec<String> {
     let api: Api<Namespace> = Api::all(cluster.client.clone());
     let lp = ListParams::default().labels(&format!("{AUTOMANAGED_LABEL}=true"));
@@ -210,13 +231,7 @@ async fn create_scale_update_delete_across_five_namespaces() {
         { "name": "delete", "replicas": 0, "tuning": "Fast", "generation": 2 },
     ]);
     let loaded = write_config(dir.path(), "simtest", steps, 100);
-    let exec = Executor::new(
-        cluster.clone(),
-        loaded.clone(),
-        manager(&cluster, &loaded),
-        ExecutorOptions::default(),
-    );
-    let record = exec.run().await;
+    let record = run(&cluster, &loaded, ExecutorOptions::default()).await;
     assert!(
         all_errors(&record).is_empty(),
         "errors: {:#?}",
@@ -379,26 +394,14 @@ async fn disabled_namespace_deletion_reports_what_is_left() {
         delete_automanaged_namespaces: Some(false),
         ..Default::default()
     };
-    let exec = Executor::new(
-        cluster.clone(),
-        loaded.clone(),
-        manager(&cluster, &loaded),
-        opts,
-    );
-    let record = exec.run().await;
+    let record = run(&cluster, &loaded, opts).await;
     assert!(all_errors(&record).is_empty(), "{:?}", all_errors(&record));
     let mut left = record.namespaces_left.clone();
     left.sort();
     assert_eq!(left, ["kept-1", "kept-2", "kept-3", "kept-4", "kept-5"]);
     assert_eq!(automanaged_namespaces(&cluster, "kept").await.len(), 5);
     // A second run with the same prefix refuses the pre-existing namespaces.
-    let exec = Executor::new(
-        cluster.clone(),
-        loaded.clone(),
-        manager(&cluster, &loaded),
-        ExecutorOptions::default(),
-    );
-    let record = exec.run().await;
+    let record = run(&cluster, &loaded, ExecutorOptions::default()).await;
     assert!(record.partial);
     assert!(
         record
@@ -429,15 +432,8 @@ async fn list_unknown_objects_counts_existing_ones() {
         "name: unknown\nnamespace:\n  prefix: unknown\ntuningSets:\n- name: T\n  parallelismLimitedLoad:\n    parallelismLimit: 2\nsteps:\n- name: shrink strays\n  phases:\n  - namespaceList:\n    - default\n    replicasPerNamespace: 1\n    tuningSet: T\n    objectBundle:\n    - basename: stray\n      objectTemplatePath: cm.yaml\n      templateFillMap:\n        Generation: \"1\"\n      listUnknownObjectOptions:\n        labelSelector:\n          matchLabels:\n            app: stray\n",
     )
     .unwrap();
-    let loaded =
-        Arc::new(config::load(&dir.path().join("config.yaml"), &LoadOptions::default()).unwrap());
-    let exec = Executor::new(
-        cluster.clone(),
-        loaded.clone(),
-        manager(&cluster, &loaded),
-        ExecutorOptions::default(),
-    );
-    let record = exec.run().await;
+    let loaded = load_plain(dir.path());
+    let record = run(&cluster, &loaded, ExecutorOptions::default()).await;
     assert!(all_errors(&record).is_empty(), "{:?}", all_errors(&record));
     let phase = &record.steps[0].phases[0];
     assert_eq!((phase.deletes, phase.creates), (2, 0));
@@ -472,15 +468,8 @@ async fn any_kind_through_discovery_including_cluster_scoped() {
         "name: kinds\nnamespace:\n  prefix: kinds\ntuningSets:\n- name: T\n  qpsLoad:\n    qps: 500\nsteps:\n- name: create\n  phases:\n  - replicasPerNamespace: 2\n    tuningSet: T\n    objectBundle:\n    - basename: pc\n      objectTemplatePath: pc.yaml\n  - namespaceRange:\n      min: 1\n      max: 1\n    replicasPerNamespace: 2\n    tuningSet: T\n    objectBundle:\n    - basename: deploy\n      objectTemplatePath: deploy.yaml\n",
     )
     .unwrap();
-    let loaded =
-        Arc::new(config::load(&dir.path().join("config.yaml"), &LoadOptions::default()).unwrap());
-    let exec = Executor::new(
-        cluster.clone(),
-        loaded.clone(),
-        manager(&cluster, &loaded),
-        ExecutorOptions::default(),
-    );
-    let record = exec.run().await;
+    let loaded = load_plain(dir.path());
+    let record = run(&cluster, &loaded, ExecutorOptions::default()).await;
     assert!(all_errors(&record).is_empty(), "{:?}", all_errors(&record));
     let pcs: Api<k8s_openapi::api::scheduling::v1::PriorityClass> =
         Api::all(cluster.client.clone());
@@ -506,15 +495,8 @@ async fn unknown_kind_is_a_fatal_step_error() {
         "name: fatal\nnamespace:\n  prefix: fatal\ntuningSets:\n- name: T\n  qpsLoad:\n    qps: 100\nsteps:\n- name: widgets\n  phases:\n  - namespaceRange:\n      min: 1\n      max: 1\n    replicasPerNamespace: 1\n    tuningSet: T\n    objectBundle:\n    - basename: w\n      objectTemplatePath: widget.yaml\n- name: never\n  phases:\n  - namespaceRange:\n      min: 1\n      max: 1\n    replicasPerNamespace: 1\n    tuningSet: T\n    objectBundle:\n    - basename: cm\n      objectTemplatePath: cm.yaml\n      templateFillMap:\n        Generation: \"1\"\n",
     )
     .unwrap();
-    let loaded =
-        Arc::new(config::load(&dir.path().join("config.yaml"), &LoadOptions::default()).unwrap());
-    let exec = Executor::new(
-        cluster.clone(),
-        loaded.clone(),
-        manager(&cluster, &loaded),
-        ExecutorOptions::default(),
-    );
-    let record = exec.run().await;
+    let loaded = load_plain(dir.path());
+    let record = run(&cluster, &loaded, ExecutorOptions::default()).await;
     assert!(record.partial);
     assert_eq!(record.steps.len(), 1, "the second step is skipped");
     assert!(
@@ -553,15 +535,8 @@ async fn changing_a_bundle_mid_test_is_a_bundle_error() {
         phase(2, &format!("{cm}{secret}"))
     );
     std::fs::write(dir.path().join("config.yaml"), text).unwrap();
-    let loaded =
-        Arc::new(config::load(&dir.path().join("config.yaml"), &LoadOptions::default()).unwrap());
-    let exec = Executor::new(
-        cluster.clone(),
-        loaded.clone(),
-        manager(&cluster, &loaded),
-        ExecutorOptions::default(),
-    );
-    let record = exec.run().await;
+    let loaded = load_plain(dir.path());
+    let record = run(&cluster, &loaded, ExecutorOptions::default()).await;
     assert_eq!(record.steps.len(), 2);
     assert_eq!(record.steps[0].phases[0].creates, 2);
     let errors = &record.steps[1].errors;

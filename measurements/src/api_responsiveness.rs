@@ -16,7 +16,7 @@
 //! Also emits `ClientAPILatency_<identifier>`: the latency cl2's own client saw per verb and
 //! resource since the run began.
 
-use crate::common::yaml_or_value;
+use crate::common::{self, yaml_or_value};
 use cl2_framework::config::Params;
 use cl2_framework::measurement::params::{GoDuration, decode};
 use cl2_framework::measurement::stats::{Bucket, DataItem, PerfData, count_le, histogram_quantile};
@@ -463,10 +463,9 @@ fn client_summary(id: &str, ctx: &MeasurementContext) -> Summary {
 }
 
 fn merge(base: &mut Config, over: &Config) {
-    macro_rules! m {
-        ($($f:ident),*) => { $( if over.$f.is_some() { base.$f = over.$f.clone(); } )* };
-    }
-    m!(
+    common::merge_set_fields!(
+        base,
+        over,
         enable_violations,
         summary_name,
         allowed_slow_calls,
@@ -498,11 +497,7 @@ impl Measurement for ApiResponsiveness {
             }
             "gather" => {
                 let Some((metric, start)) = self.start.take() else {
-                    return Err(MeasurementError::failed(
-                        self.method,
-                        id,
-                        "measurement has not been started",
-                    ));
+                    return Err(common::not_started(self.method, id));
                 };
                 let (_, end) = scrape().await?;
                 let mut cfg = self.config.clone();

@@ -1,7 +1,7 @@
 //! Helpers shared by the built-in measurements: pod and node predicates, timestamp
 //! conversion, and a background watch task.
 
-use cl2_framework::measurement::MeasurementContext;
+use cl2_framework::measurement::{MeasurementContext, MeasurementError};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -118,6 +118,24 @@ pub fn node_schedulable(node: &Node) -> bool {
         })
     })
 }
+
+/// The error of a `gather` (or `stop`) that came without a `start`.
+pub(crate) fn not_started(method: &str, id: &str) -> MeasurementError {
+    MeasurementError::failed(method, id, "measurement has not been started")
+}
+
+/// Overwrites each listed `Option` field of `$base` that `$over` sets (a gather's params over
+/// its start's).
+macro_rules! merge_set_fields {
+    ($base:expr, $over:expr, $($field:ident),+ $(,)?) => {
+        $(
+            if $over.$field.is_some() {
+                $base.$field = $over.$field.clone();
+            }
+        )+
+    };
+}
+pub(crate) use merge_set_fields;
 
 /// The schedule of a polling wait: list, check, sleep `refresh` (at least 100ms), until
 /// `timeout` has passed since [`Poll::new`].

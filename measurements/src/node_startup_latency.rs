@@ -224,11 +224,7 @@ impl Measurement for NodeStartupLatency {
             }
             "gather" => {
                 let Some(run) = self.running.take() else {
-                    return Err(MeasurementError::failed(
-                        METHOD,
-                        id,
-                        "measurement has not been started",
-                    ));
+                    return Err(common::not_started(METHOD, id));
                 };
                 run.nodes.stop().await;
                 run.leases.stop().await;

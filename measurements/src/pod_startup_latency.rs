@@ -500,11 +500,7 @@ impl Measurement for PodStartupLatency {
             }
             "gather" => {
                 let Some(run) = self.running.take() else {
-                    return Err(MeasurementError::failed(
-                        METHOD,
-                        id,
-                        "measurement has not been started",
-                    ));
+                    return Err(common::not_started(METHOD, id));
                 };
                 run.watch.stop().await;
                 // Thresholds given at gather override those given at start.
@@ -529,10 +525,9 @@ impl Measurement for PodStartupLatency {
 }
 
 fn merge(base: &mut Config, over: &Config) {
-    macro_rules! m {
-        ($($f:ident),*) => { $( if over.$f.is_some() { base.$f = over.$f.clone(); } )* };
-    }
-    m!(
+    common::merge_set_fields!(
+        base,
+        over,
         threshold,
         perc50_threshold,
         perc90_threshold,

@@ -176,11 +176,7 @@ impl Measurement for SchedulingThroughput {
             }
             "gather" => {
                 let Some(run) = self.running.take() else {
-                    return Err(MeasurementError::failed(
-                        METHOD,
-                        id,
-                        "measurement has not been started",
-                    ));
+                    return Err(common::not_started(METHOD, id));
                 };
                 run.sampler.abort();
                 run.watch.stop().await;

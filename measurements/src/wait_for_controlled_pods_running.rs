@@ -424,11 +424,7 @@ impl WaitForControlledPodsRunning {
     ) -> Result<Vec<Summary>, MeasurementError> {
         let id = ctx.identifier.as_str();
         let Some(st) = self.started.as_ref() else {
-            return Err(MeasurementError::failed(
-                METHOD,
-                id,
-                "measurement has not been started",
-            ));
+            return Err(common::not_started(METHOD, id));
         };
         if ctx.finishing {
             // End-of-run gather of an interrupted test: report nothing, don't wait.

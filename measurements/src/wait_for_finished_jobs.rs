@@ -79,11 +79,7 @@ impl Measurement for WaitForFinishedJobs {
             }
             "gather" => {
                 let Some(sel) = self.selector.clone() else {
-                    return Err(MeasurementError::failed(
-                        METHOD,
-                        id,
-                        "measurement has not been started",
-                    ));
+                    return Err(common::not_started(METHOD, id));
                 };
                 if ctx.finishing {
                     // End-of-run gather of an interrupted test: report nothing, don't wait.

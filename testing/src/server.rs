@@ -607,7 +607,7 @@ impl App {
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|c| c.starts_with("application/apply-patch"));
-        let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
+        let dry_run = is_dry_run(&query);
         let key = RequestKey {
             verb: verb.metric(is_apply),
             dry_run,
@@ -1044,7 +1044,7 @@ impl App {
         body: &[u8],
     ) -> Response {
         let def = &RESOURCES[target.res];
-        let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
+        let dry_run = is_dry_run(query);
         match target.sub.as_deref() {
             Some("binding") => return self.bind(target, headers, body),
             Some("eviction") => return self.evict(target, headers, body),
@@ -1193,7 +1193,7 @@ impl App {
     ) -> Response {
         let def = &RESOURCES[target.res];
         let name = target.name.clone().unwrap_or_default();
-        let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
+        let dry_run = is_dry_run(query);
         let mut v = match self.parse_body(def, headers, body) {
             Ok(v) => v,
             Err(r) => return r,
@@ -1309,7 +1309,7 @@ impl App {
     ) -> Response {
         let def = &RESOURCES[target.res];
         let name = target.name.clone().unwrap_or_default();
-        let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
+        let dry_run = is_dry_run(query);
         let ct = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -1473,7 +1473,7 @@ impl App {
         if is_true(query, "orphanDependents") {
             opts.propagation = Some(Propagation::Orphan);
         }
-        if query.get("dryRun").is_some_and(|v| v == "All") {
+        if is_dry_run(query) {
             opts.dry_run = true;
         }
         Ok(opts)
@@ -1565,6 +1565,11 @@ fn include_object(query: &HashMap<String, String>) -> tables::Include {
 }
 
 /// The autoscaling/v1 Scale view of a scalable object.
+/// `?dryRun=All`: validate and default, but persist nothing.
+fn is_dry_run(query: &HashMap<String, String>) -> bool {
+    query.get("dryRun").is_some_and(|v| v == "All")
+}
+
 fn scale_of(v: &Value) -> Value {
     let meta = v.get("metadata").cloned().unwrap_or(json!({}));
     let selector = match v.pointer("/spec/selector") {

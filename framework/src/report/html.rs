@@ -2,7 +2,10 @@
 //! with the verdict, the SLO table and plots: pod startup latency per transition, API call
 //! latency per (verb, resource), latency by cluster load and step durations.
 
-use super::{LOAD_LATENCY_HEADERS, View, duration_secs, format_value, opt_ms, svg};
+use super::{
+    CLIENT_LATENCY_HEADERS, LOAD_LATENCY_HEADERS, View, client_latency_cells, duration_secs,
+    opt_ms, svg,
+};
 use crate::measurement::Verdict;
 use std::fmt::Write;
 
@@ -276,20 +279,17 @@ pub(crate) fn render(v: &View<'_>) -> String {
     o.push_str("</table>");
 
     if !v.meta.client_latency.is_empty() {
-        o.push_str("<h2>Client-side latency</h2><table><tr><th>Verb</th><th>Resource</th><th>Count</th><th>Errors</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>");
+        o.push_str("<h2>Client-side latency</h2><table><tr>");
+        for h in CLIENT_LATENCY_HEADERS {
+            let _ = write!(o, "<th>{h}</th>");
+        }
+        o.push_str("</tr>");
         for e in &v.meta.client_latency {
-            let _ = write!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&e.verb),
-                esc(&e.resource),
-                e.count,
-                e.errors,
-                format_value(e.p50_ms, "ms"),
-                format_value(e.p90_ms, "ms"),
-                format_value(e.p99_ms, "ms"),
-                format_value(e.max_ms, "ms")
-            );
+            o.push_str("<tr>");
+            for c in client_latency_cells(e) {
+                let _ = write!(o, "<td>{}</td>", esc(&c));
+            }
+            o.push_str("</tr>");
         }
         o.push_str("</table>");
     }

@@ -1,7 +1,10 @@
 //! `summary.md`: the human summary (run facts, steps with achieved vs requested rate, the SLO
 //! table with violations named, latency by cluster load, client-side latency).
 
-use super::{LOAD_LATENCY_HEADERS, View, duration_secs, format_value, opt_ms};
+use super::{
+    CLIENT_LATENCY_HEADERS, LOAD_LATENCY_HEADERS, View, client_latency_cells, duration_secs,
+    format_value, opt_ms,
+};
 use crate::measurement::Verdict;
 use std::fmt::Write;
 
@@ -181,24 +184,11 @@ pub(crate) fn render(v: &View<'_>) -> String {
 
     if !v.meta.client_latency.is_empty() {
         let _ = writeln!(o, "## Client-side latency (as cl2 saw it)\n");
-        let _ = writeln!(
-            o,
-            "| Verb | Resource | Count | Errors | p50 | p90 | p99 | max |"
-        );
+        let _ = writeln!(o, "| {} |", CLIENT_LATENCY_HEADERS.join(" | "));
         let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
         for e in &v.meta.client_latency {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                cell(&e.verb),
-                cell(&e.resource),
-                e.count,
-                e.errors,
-                format_value(e.p50_ms, "ms"),
-                format_value(e.p90_ms, "ms"),
-                format_value(e.p99_ms, "ms"),
-                format_value(e.max_ms, "ms")
-            );
+            let cells = client_latency_cells(e).map(|c| cell(&c));
+            let _ = writeln!(o, "| {} |", cells.join(" | "));
         }
         let _ = writeln!(o);
     }

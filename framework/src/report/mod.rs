@@ -549,6 +549,25 @@ fn report_json(
     Ok(v)
 }
 
+/// Headers of the client-side latency table, in the order of [`client_latency_cells`].
+pub(crate) const CLIENT_LATENCY_HEADERS: [&str; 8] = [
+    "Verb", "Resource", "Count", "Errors", "p50", "p90", "p99", "max",
+];
+
+/// One client-side latency table row, unescaped.
+pub(crate) fn client_latency_cells(e: &LatencyEntry) -> [String; 8] {
+    [
+        e.verb.clone(),
+        e.resource.clone(),
+        e.count.to_string(),
+        e.errors.to_string(),
+        format_value(e.p50_ms, "ms"),
+        format_value(e.p90_ms, "ms"),
+        format_value(e.p99_ms, "ms"),
+        format_value(e.max_ms, "ms"),
+    ]
+}
+
 /// Milliseconds for a table cell; `-` when unknown.
 pub(crate) fn opt_ms(v: Option<f64>) -> String {
     v.map(|v| format_value(v, "ms"))

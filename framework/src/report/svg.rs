@@ -48,6 +48,18 @@ fn svg_open(width: f64, height: f64, title: &str) -> String {
     o
 }
 
+/// A legend entry at `lx`: a swatch in series `i`'s colour, then `name`.
+fn legend_entry(o: &mut String, lx: f64, i: usize, name: &str) {
+    let _ = write!(
+        o,
+        "<rect x=\"{lx}\" y=\"24\" width=\"10\" height=\"10\" fill=\"{}\"/>\
+         <text x=\"{}\" y=\"33\" font-size=\"11\">{}</text>",
+        COLORS[i % COLORS.len()],
+        lx + 14.0,
+        esc(name)
+    );
+}
+
 /// Horizontal grouped bar chart: one group per category, one bar per series.
 /// `threshold` draws a dashed vertical line.
 pub fn bar_chart(
@@ -83,14 +95,7 @@ pub fn bar_chart(
     let mut o = svg_open(width, height, title);
     for (i, s) in series.iter().enumerate() {
         let lx = label_w + i as f64 * 110.0;
-        let _ = write!(
-            o,
-            "<rect x=\"{lx}\" y=\"24\" width=\"10\" height=\"10\" fill=\"{}\"/>\
-             <text x=\"{}\" y=\"33\" font-size=\"11\">{}</text>",
-            COLORS[i % COLORS.len()],
-            lx + 14.0,
-            esc(s)
-        );
+        legend_entry(&mut o, lx, i, s);
     }
     for t in 0..=4 {
         let v = max * f64::from(t) / 4.0;
@@ -185,14 +190,7 @@ pub fn line_chart(
     let mut o = svg_open(width, height, title);
     let mut lx = left;
     for (i, (name, _)) in series.iter().enumerate() {
-        let _ = write!(
-            o,
-            "<rect x=\"{lx}\" y=\"24\" width=\"10\" height=\"10\" fill=\"{}\"/>\
-             <text x=\"{}\" y=\"33\" font-size=\"11\">{}</text>",
-            COLORS[i % COLORS.len()],
-            lx + 14.0,
-            esc(name)
-        );
+        legend_entry(&mut o, lx, i, name);
         lx += 30.0 + 6.5 * name.chars().count() as f64;
     }
     for t in 0..=4 {
