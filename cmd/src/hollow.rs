@@ -43,12 +43,7 @@ pub async fn run(args: HollowNodesArgs) -> Result<Outcome> {
         )
         .into());
     };
-    let mut config = match &args.stages {
-        Some(p) => cl2_hollow::stages::SimStages::load(p)
-            .map_err(|e| UsageError(e.to_string()))?
-            .node_config(),
-        None => cl2_hollow::kubelet::HollowNodeConfig::default(),
-    };
+    let mut config = crate::sim::load_stages(args.stages.as_deref())?.node_config();
     config.name_prefix = args.name_prefix.clone();
     config.streaming_lists = args.streaming_lists;
     config.capacity.insert("cpu".into(), args.cpu.clone());

@@ -163,14 +163,11 @@ async fn connect(args: &RunArgs) -> Result<Target> {
         });
     }
     let nodes = args.nodes.unwrap_or(100);
-    let mut sim_config = cl2_hollow::sim::SimConfig {
-        nodes: nodes as usize,
-        ..Default::default()
-    };
-    if let Some(stages) = &args.stages {
-        sim_config.stages =
-            cl2_hollow::stages::SimStages::load(stages).map_err(|e| UsageError(e.to_string()))?;
-    }
+    let sim_config = crate::sim::sim_config(
+        nodes as usize,
+        cl2_hollow::sim::SimConfig::default().listen,
+        args.stages.as_deref(),
+    )?;
     let started = std::time::Instant::now();
     let sim = cl2_hollow::sim::start(sim_config)
         .await

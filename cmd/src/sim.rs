@@ -3,17 +3,31 @@
 use crate::cli::SimArgs;
 use crate::{Outcome, UsageError};
 use anyhow::{Context, Result};
+use cl2_hollow::sim::SimConfig;
+use cl2_hollow::stages::SimStages;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Loads a `--stages` file (default stages without one); a bad file is a usage error.
+pub fn load_stages(path: Option<&Path>) -> Result<SimStages> {
+    match path {
+        Some(p) => Ok(SimStages::load(p).map_err(|e| UsageError(e.to_string()))?),
+        None => Ok(SimStages::default()),
+    }
+}
+
+/// The simulated cluster's config for `nodes` hollow nodes on `listen` with `--stages`.
+pub fn sim_config(nodes: usize, listen: SocketAddr, stages: Option<&Path>) -> Result<SimConfig> {
+    Ok(SimConfig {
+        nodes,
+        listen,
+        stages: load_stages(stages)?,
+        ..Default::default()
+    })
+}
 
 pub async fn run(args: SimArgs) -> Result<Outcome> {
-    let mut config = cl2_hollow::sim::SimConfig {
-        nodes: args.nodes,
-        listen: args.listen,
-        ..Default::default()
-    };
-    if let Some(stages) = &args.stages {
-        config.stages =
-            cl2_hollow::stages::SimStages::load(stages).map_err(|e| UsageError(e.to_string()))?;
-    }
+    let config = sim_config(args.nodes, args.listen, args.stages.as_deref())?;
     let started = std::time::Instant::now();
     let sim = cl2_hollow::sim::start(config)
         .await

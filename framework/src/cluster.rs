@@ -128,7 +128,9 @@ pub struct LatencyEntry {
 /// the client-side rate limiter held requests back.
 #[derive(Default)]
 pub struct ClientLatency {
-    inner: Mutex<BTreeMap<(String, String), LatencyCell>>,
+    /// verb → resource → cell. Nested so that recording into an existing cell looks up by
+    /// `&str` without allocating; iteration order equals (verb, resource) order.
+    inner: Mutex<BTreeMap<String, BTreeMap<String, LatencyCell>>>,
     requests: AtomicU64,
     throttled: AtomicU64,
     throttle_wait_us: AtomicU64,
@@ -166,14 +168,19 @@ impl ClientLatency {
     /// Records one request. `verb` is the Kubernetes verb (`GET`, `LIST`, `POST`, ...).
     pub fn record(&self, verb: &str, resource: &str, micros: u64, error: bool) {
         let mut map = self.inner.lock();
-        let key = (verb.to_string(), resource.to_string());
-        if !map.contains_key(&key) {
+        if !map.contains_key(verb) {
+            map.insert(verb.to_string(), BTreeMap::new());
+        }
+        let Some(by_resource) = map.get_mut(verb) else {
+            return;
+        };
+        if !by_resource.contains_key(resource) {
             let Ok(hist) = hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3) else {
                 return;
             };
-            map.insert(key.clone(), LatencyCell { hist, errors: 0 });
+            by_resource.insert(resource.to_string(), LatencyCell { hist, errors: 0 });
         }
-        let Some(cell) = map.get_mut(&key) else {
+        let Some(cell) = by_resource.get_mut(resource) else {
             return;
         };
         cell.hist.saturating_record(micros.max(1));
@@ -196,7 +203,12 @@ impl ClientLatency {
     pub fn snapshot(&self) -> Vec<LatencyEntry> {
         let map = self.inner.lock();
         map.iter()
-            .map(|((verb, resource), cell)| LatencyEntry {
+            .flat_map(|(verb, by_resource)| {
+                by_resource
+                    .iter()
+                    .map(move |(resource, cell)| (verb, resource, cell))
+            })
+            .map(|(verb, resource, cell)| LatencyEntry {
                 verb: verb.clone(),
                 resource: resource.clone(),
                 count: cell.hist.len(),
@@ -366,20 +378,28 @@ pub fn classify(method: &Method, path_and_query: &str) -> (String, String, bool)
         .split('&')
         .any(|kv| kv == "watch=true" || kv == "watch=1")
         || path.contains("/watch/");
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let rest: &[&str] = match segs.as_slice() {
-        ["api", _v, rest @ ..] => rest,
-        ["apis", _g, _v, rest @ ..] => rest,
-        _ => {
-            return (method.as_str().to_string(), path.to_string(), watch);
-        }
+    let mut segs = path.split('/').filter(|s| !s.is_empty());
+    let api_path = match segs.next() {
+        Some("api") => segs.next().is_some(),
+        Some("apis") => segs.next().is_some() && segs.next().is_some(),
+        _ => false,
     };
-    let rest: Vec<&str> = rest.iter().copied().filter(|s| *s != "watch").collect();
+    // At most `namespaces/<ns>/<resource>/<name>/<sub>` matters: the first five segments
+    // after the group version, without `watch`; kept on the stack (this runs per request).
+    let mut buf = [""; 5];
+    let mut len = 0;
+    if api_path {
+        for (i, s) in segs.filter(|s| *s != "watch").take(buf.len()).enumerate() {
+            buf[i] = s;
+            len = i + 1;
+        }
+    }
+    let rest = &buf[..len];
     if rest.is_empty() {
-        // Discovery of a group version (`/api/v1`, `/apis/apps/v1`).
+        // Not an API path, or discovery of a group version (`/api/v1`, `/apis/apps/v1`).
         return (method.as_str().to_string(), path.to_string(), watch);
     }
-    let (resource, name, sub) = match rest.as_slice() {
+    let (resource, name, sub) = match rest {
         ["namespaces", _ns, resource, tail @ ..] => {
             (*resource, tail.first().copied(), tail.get(1).copied())
         }
@@ -439,12 +459,8 @@ where
         let inner = self.inner.clone();
         let layer = self.layer.clone();
         Box::pin(async move {
-            let path = req
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default();
-            let (verb, resource, watch) = classify(req.method(), &path);
+            let path = req.uri().path_and_query().map_or("", |p| p.as_str());
+            let (verb, resource, watch) = classify(req.method(), path);
             let idempotent = !matches!(*req.method(), Method::POST | Method::PATCH);
             layer.latency.requests.fetch_add(1, Ordering::Relaxed);
             if let Some(l) = &layer.limiter {
@@ -476,8 +492,8 @@ where
                     (None, Some(b)) => b,
                     (None, None) => Body::empty(),
                 };
-                let mut req = Request::from_parts(parts.clone(), body);
-                *req.extensions_mut() = parts.extensions.clone();
+                // `Parts::clone` carries the extensions along.
+                let req = Request::from_parts(parts.clone(), body);
                 let start = std::time::Instant::now();
                 let result = inner.clone().oneshot(req).await;
                 let micros = start.elapsed().as_micros() as u64;
@@ -570,6 +586,32 @@ mod tests {
         assert_eq!(
             c(Method::GET, "/version"),
             ("GET".into(), "/version".into(), false)
+        );
+    }
+
+    #[test]
+    fn classifies_watch_discovery_and_short_paths() {
+        let c = |m: Method, p: &str| classify(&m, p);
+        assert_eq!(
+            c(Method::GET, "/api/v1/watch/namespaces/a/pods"),
+            ("LIST".into(), "pods".into(), true)
+        );
+        assert_eq!(
+            c(Method::GET, "/apis/apps/v1"),
+            ("GET".into(), "/apis/apps/v1".into(), false)
+        );
+        assert_eq!(c(Method::GET, "/api"), ("GET".into(), "/api".into(), false));
+        assert_eq!(
+            c(Method::GET, "/apis/apps"),
+            ("GET".into(), "/apis/apps".into(), false)
+        );
+        assert_eq!(
+            c(Method::GET, "/api/v1/namespaces/a"),
+            ("GET".into(), "namespaces".into(), false)
+        );
+        assert_eq!(
+            c(Method::PUT, "/api/v1/namespaces/a/pods/p/status/extra"),
+            ("PUT".into(), "pods/status".into(), false)
         );
     }
 

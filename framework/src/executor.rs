@@ -24,10 +24,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
-use crate::config::{LoadedConfig, MeasurementSpec, Params, Phase, StepKind, object_vars};
+use crate::config::{
+    LoadedConfig, MeasurementSpec, Phase, StepKind, object_index_vars, object_vars,
+};
 use crate::measurement::MeasurementManager;
 use crate::run::{PhaseRecord, RunError, RunRecord, StepRecord};
-use crate::template::{CompiledTemplate, TemplateEngine};
+use crate::template::{CompiledTemplate, TemplateEngine, TemplateVars};
 use crate::tuning::{Action, ActionFuture, ProgressFn, TuningRunner, requested_qps};
 
 /// Label put on every automanaged namespace.
@@ -130,7 +132,8 @@ struct ObjectPlan {
     basename: String,
     path: String,
     template: CompiledTemplate,
-    fill: Params,
+    /// Globals ∪ `templateFillMap`, prepared once; each action adds its index variables.
+    vars: TemplateVars,
     docs: Vec<DocKind>,
     identity: (String, String),
 }
@@ -218,11 +221,13 @@ fn parse_docs(text: &str, path: &str) -> Result<Vec<serde_json::Value>, ExecErro
     Ok(out)
 }
 
+/// (apiVersion, kind) of a document, borrowed.
+fn gvk_ref(v: &serde_json::Value) -> Option<(&str, &str)> {
+    Some((v.get("apiVersion")?.as_str()?, v.get("kind")?.as_str()?))
+}
+
 fn gvk_of(v: &serde_json::Value) -> Option<(String, String)> {
-    Some((
-        v.get("apiVersion")?.as_str()?.to_string(),
-        v.get("kind")?.as_str()?.to_string(),
-    ))
+    gvk_ref(v).map(|(a, k)| (a.to_string(), k.to_string()))
 }
 
 impl Executor {
@@ -470,7 +475,7 @@ impl Executor {
             basename: obj.basename.clone(),
             path,
             template,
-            fill: obj.template_fill_map.clone(),
+            vars: TemplateVars::new(&static_vars),
             docs,
             identity: identity.unwrap_or_default(),
         })
@@ -564,7 +569,6 @@ impl Executor {
             }
         }
         let plans = Arc::new(plans);
-        let globals = Arc::new(self.loaded.params.clone());
         let desired = u64::from(phase.replicas_per_namespace);
         // Diff per namespace.
         let mut actions: Vec<Action> = Vec::new();
@@ -622,7 +626,6 @@ impl Executor {
                 let ctx = ActionCtx {
                     client: self.cluster.client.clone(),
                     plans: plans.clone(),
-                    globals: globals.clone(),
                     namespace: ns.clone(),
                     index: idx,
                     op,
@@ -874,7 +877,6 @@ enum Op {
 struct ActionCtx {
     client: kube::Client,
     plans: Arc<Vec<ObjectPlan>>,
-    globals: Arc<Params>,
     namespace: String,
     index: u64,
     op: Op,
@@ -936,31 +938,28 @@ impl ActionCtx {
 
     async fn apply(&self, plan: &ObjectPlan) -> Result<(), String> {
         let name = format!("{}-{}", plan.basename, self.index);
-        let vars = object_vars(
-            &self.globals,
-            &plan.fill,
-            &plan.basename,
-            self.index,
-            &self.namespace,
-        );
+        let mut vars = plan.vars.clone();
+        for (k, v) in object_index_vars(&plan.basename, self.index, &self.namespace) {
+            vars.set(k, &v);
+        }
         let text = plan
             .template
-            .render(&vars)
+            .render_vars(&vars)
             .map_err(|e| format!("template {}: {}", plan.path, e.message))?;
         let docs = parse_docs(&text, &plan.path).map_err(|e| e.to_string())?;
         for mut value in docs {
-            let gvk = gvk_of(&value).ok_or_else(|| {
+            let (api_version, kind) = gvk_ref(&value).ok_or_else(|| {
                 format!("template {}: a document has no apiVersion/kind", plan.path)
             })?;
             let Some(doc) = plan
                 .gvks
                 .iter()
-                .position(|g| *g == gvk)
+                .position(|(v, k)| v == api_version && k == kind)
                 .and_then(|i| plan.docs.get(i))
             else {
                 return Err(format!(
-                    "template {}: renders {} ({}) for index {}, not among the template's kinds",
-                    plan.path, gvk.1, gvk.0, self.index
+                    "template {}: renders {kind} ({api_version}) for index {}, not among the template's kinds",
+                    plan.path, self.index
                 ));
             };
             if let Some(obj) = value.as_object_mut() {

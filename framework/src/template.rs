@@ -128,11 +128,35 @@ impl std::fmt::Debug for CompiledTemplate {
 impl CompiledTemplate {
     /// Renders with `vars` as the context.
     pub fn render(&self, vars: &Params) -> Result<String, TemplateError> {
-        let ctx = tera::Context::from_value(Value::Object(vars.clone()))
-            .map_err(|e| TemplateError::from_tera(&e))?;
+        self.render_vars(&TemplateVars::new(vars))
+    }
+
+    /// Renders with prepared variables (see [`TemplateVars`]).
+    pub fn render_vars(&self, vars: &TemplateVars) -> Result<String, TemplateError> {
         self.tera
-            .render(&self.name, &ctx)
+            .render(&self.name, &vars.0)
             .map_err(|e| TemplateError::from_tera(&e))
+    }
+}
+
+/// Template variables in the form the renderer takes. For a template rendered many times,
+/// build the shared part once, then clone it per render and [`set`](Self::set) what varies.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateVars(tera::Context);
+
+impl TemplateVars {
+    /// Variables holding `vars`.
+    pub fn new(vars: &Params) -> Self {
+        let mut ctx = tera::Context::new();
+        for (k, v) in vars {
+            ctx.insert(k.as_str(), v);
+        }
+        Self(ctx)
+    }
+
+    /// Sets (or overrides) one variable.
+    pub fn set(&mut self, key: &str, value: &Value) {
+        self.0.insert(key, value);
     }
 }
 

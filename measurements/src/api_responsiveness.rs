@@ -83,6 +83,28 @@ pub(crate) fn parse_metrics(text: &str) -> Result<(String, Histograms), String> 
     let bucket_name = format!("{metric}_bucket");
     let mut out: Histograms = HashMap::new();
     for s in &scrape.samples {
+        // Only samples of the chosen histogram, decided before building the call key (most of
+        // /metrics is other metrics): a typed histogram's buckets, or one untyped bucket line.
+        let (line, hist): (Option<(f64, f64)>, &[prometheus_parse::HistogramCount]) = match &s.value
+        {
+            prometheus_parse::Value::Histogram(hs) if s.metric == metric => (None, hs),
+            prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Counter(v)
+                if s.metric == bucket_name =>
+            {
+                let le = match s.labels.get("le").unwrap_or("") {
+                    "+Inf" => f64::INFINITY,
+                    other => match other.parse::<f64>() {
+                        Ok(v) => v,
+                        Err(_) => continue,
+                    },
+                };
+                (Some((le, *v)), &[])
+            }
+            _ => continue,
+        };
+        if line.is_none() && hist.is_empty() {
+            continue;
+        }
         let get = |k: &str| s.labels.get(k).unwrap_or("").to_string();
         let key = CallKey {
             verb: get("verb").to_uppercase(),
@@ -97,34 +119,12 @@ pub(crate) fn parse_metrics(text: &str) -> Result<(String, Histograms), String> 
         {
             continue;
         }
-        let mut add = |le: f64, count: f64| {
-            let e = out
-                .entry(key.clone())
-                .or_default()
-                .entry(le_key(le))
-                .or_insert((le, 0.0));
-            e.1 += count;
-        };
-        match &s.value {
-            prometheus_parse::Value::Histogram(hs) if s.metric == metric => {
-                for h in hs {
-                    add(h.less_than, h.count);
-                }
-            }
-            prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Counter(v)
-                if s.metric == bucket_name =>
-            {
-                let le = s.labels.get("le").unwrap_or("");
-                let le = match le {
-                    "+Inf" => f64::INFINITY,
-                    other => match other.parse::<f64>() {
-                        Ok(v) => v,
-                        Err(_) => continue,
-                    },
-                };
-                add(le, *v);
-            }
-            _ => {}
+        let buckets = out.entry(key).or_default();
+        for (le, count) in line
+            .into_iter()
+            .chain(hist.iter().map(|h| (h.less_than, h.count)))
+        {
+            buckets.entry(le_key(le)).or_insert((le, 0.0)).1 += count;
         }
     }
     Ok((metric.to_string(), out))

@@ -24,11 +24,25 @@ pub(crate) fn time_ms(t: &Time) -> i64 {
 
 /// `namespace/name` of an object.
 pub(crate) fn key_of(meta: &kube::api::ObjectMeta) -> String {
-    format!(
-        "{}/{}",
-        meta.namespace.as_deref().unwrap_or(""),
-        meta.name.as_deref().unwrap_or("")
-    )
+    let mut buf = KeyBuf::default();
+    buf.of(meta);
+    buf.0
+}
+
+/// A reusable buffer for [`key_of`]'s `namespace/name`, so watch handlers can look a key up
+/// without allocating on every event (they allocate only when inserting a new key).
+#[derive(Debug, Default)]
+pub(crate) struct KeyBuf(String);
+
+impl KeyBuf {
+    /// `namespace/name` of `meta`, valid until the next call.
+    pub fn of(&mut self, meta: &kube::api::ObjectMeta) -> &str {
+        self.0.clear();
+        self.0.push_str(meta.namespace.as_deref().unwrap_or(""));
+        self.0.push('/');
+        self.0.push_str(meta.name.as_deref().unwrap_or(""));
+        &self.0
+    }
 }
 
 /// Phase of a pod (`""` when unset).
@@ -157,6 +171,39 @@ impl Poll {
     pub async fn next(&self, ctx: &MeasurementContext) -> bool {
         !ctx.finishing && Instant::now() < self.deadline && sleep_or_cancel(ctx, self.refresh).await
     }
+
+    /// Lists `api` with `lp` on this schedule until `check` accepts a list (returns `Some`).
+    /// A failed list is logged (`<method> <identifier>: listing <plural>: <error>`) and
+    /// retried. `None` when the wait gives up first (see [`Poll::next`]).
+    pub async fn list_until<K, T>(
+        &self,
+        ctx: &MeasurementContext,
+        method: &str,
+        api: &kube::Api<K>,
+        lp: &kube::api::ListParams,
+        mut check: impl FnMut(Vec<K>) -> Option<T>,
+    ) -> Option<T>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        loop {
+            match api.list(lp).await {
+                Ok(list) => {
+                    if let Some(done) = check(list.items) {
+                        return Some(done);
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    "{method} {}: listing {}: {e}",
+                    ctx.identifier,
+                    K::plural(&())
+                ),
+            }
+            if !self.next(ctx).await {
+                return None;
+            }
+        }
+    }
 }
 
 /// Sleeps `d` unless the run is cancelled first; returns false when cancelled.
@@ -278,6 +325,22 @@ mod tests {
                 "persistentVolumeClaim": {"claimName": "c"}}]},
             "status": {"phase": "Running"}}));
         assert!(!is_stateless(&s) && !is_running_ready(&s));
+    }
+
+    #[test]
+    fn key_buf_matches_key_of() {
+        let meta = |ns: Option<&str>, name: &str| kube::api::ObjectMeta {
+            namespace: ns.map(str::to_string),
+            name: Some(name.to_string()),
+            ..Default::default()
+        };
+        let mut buf = KeyBuf::default();
+        assert_eq!(
+            buf.of(&meta(Some("ns"), "long-pod-name")),
+            "ns/long-pod-name"
+        );
+        assert_eq!(buf.of(&meta(None, "n")), "/n");
+        assert_eq!(key_of(&meta(None, "n")), "/n");
     }
 
     #[test]

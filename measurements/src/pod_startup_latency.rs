@@ -105,8 +105,8 @@ impl PodTimes {
     }
 }
 
-/// What one pod event says, extracted from the object (the only per-event allocation is the
-/// key).
+/// What one pod event says, extracted from the object (no per-event allocation: the watch
+/// builds the key in a reused buffer and allocates it only for a pod seen the first time).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PodObservation {
     pub scheduled: bool,
@@ -479,13 +479,13 @@ impl Measurement for PodStartupLatency {
                 let tracker = Arc::new(Mutex::new(Tracker::new()));
                 let t = tracker.clone();
                 let api: kube::Api<Pod> = selector.api(&ctx.cluster.client);
+                let mut key = common::KeyBuf::default();
                 let watch = WatchTask::spawn(
                     api,
                     selector.watcher_config(),
                     move |pod: Pod, now| {
-                        let key = common::key_of(&pod.metadata);
                         let obs = PodObservation::of(&pod);
-                        t.lock().observe(&key, &obs, now);
+                        t.lock().observe(key.of(&pod.metadata), &obs, now);
                     },
                     |_| {},
                     Duration::from_secs(60),

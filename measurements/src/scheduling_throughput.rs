@@ -128,11 +128,13 @@ impl Measurement for SchedulingThroughput {
                 );
                 let shared = Arc::new(Mutex::new(Shared::default()));
                 let (a, d) = (shared.clone(), shared.clone());
+                let (mut apply_key, mut delete_key) =
+                    (common::KeyBuf::default(), common::KeyBuf::default());
                 let watch = WatchTask::spawn(
                     sel.api::<Pod>(&ctx.cluster.client),
                     sel.watcher_config(),
                     move |pod: Pod, _| {
-                        let key = common::key_of(&pod.metadata);
+                        let key = apply_key.of(&pod.metadata);
                         let scheduled = pod
                             .spec
                             .as_ref()
@@ -140,14 +142,14 @@ impl Measurement for SchedulingThroughput {
                             .is_some_and(|n| !n.is_empty())
                             && !common::is_terminating(&pod.metadata);
                         let mut g = a.lock();
-                        if scheduled {
-                            g.scheduled.insert(key);
-                        } else {
-                            g.scheduled.remove(&key);
+                        if !scheduled {
+                            g.scheduled.remove(key);
+                        } else if !g.scheduled.contains(key) {
+                            g.scheduled.insert(key.to_owned());
                         }
                     },
                     move |pod: Pod| {
-                        d.lock().scheduled.remove(&common::key_of(&pod.metadata));
+                        d.lock().scheduled.remove(delete_key.of(&pod.metadata));
                     },
                     Duration::from_secs(60),
                 )

@@ -266,6 +266,19 @@ fn evaluate(t: &mut Tracked, check_updated: bool, margin: u64, nodes: u64) -> Ev
     }
 }
 
+/// The selected controllers' API: in `ns`, or across all namespaces when it is empty.
+fn controller_api(
+    client: &kube::Client,
+    ns: &str,
+    resource: &ApiResource,
+) -> kube::Api<DynamicObject> {
+    if ns.is_empty() {
+        kube::Api::all_with(client.clone(), resource)
+    } else {
+        kube::Api::namespaced_with(client.clone(), ns, resource)
+    }
+}
+
 struct Started {
     config: Config,
     kind: String,
@@ -334,11 +347,7 @@ impl WaitForControlledPodsRunning {
         let mut watches = Vec::new();
 
         let (a, d, k) = (tracked.clone(), tracked.clone(), kind.clone());
-        let ctrl_api: kube::Api<DynamicObject> = if ns.is_empty() {
-            kube::Api::all_with(client.clone(), &resource)
-        } else {
-            kube::Api::namespaced_with(client.clone(), &ns, &resource)
-        };
+        let ctrl_api = controller_api(&client, &ns, &resource);
         watches.push(
             WatchTask::spawn(
                 ctrl_api,
@@ -391,17 +400,25 @@ impl WaitForControlledPodsRunning {
             );
         }
         let (a, d) = (tracked.clone(), tracked.clone());
+        let (mut apply_key, mut delete_key) =
+            (common::KeyBuf::default(), common::KeyBuf::default());
         watches.push(
             WatchTask::spawn(
                 Selector::new(Some(&ns), None, None).api::<Pod>(&client),
                 kube::runtime::watcher::Config::default(),
                 move |p: Pod, _| {
-                    a.lock()
-                        .pods
-                        .insert(common::key_of(&p.metadata), pod_lite(&p));
+                    let lite = pod_lite(&p);
+                    let key = apply_key.of(&p.metadata);
+                    let mut t = a.lock();
+                    match t.pods.get_mut(key) {
+                        Some(old) => *old = lite,
+                        None => {
+                            t.pods.insert(key.to_owned(), lite);
+                        }
+                    }
                 },
                 move |p: Pod| {
-                    d.lock().pods.remove(&common::key_of(&p.metadata));
+                    d.lock().pods.remove(delete_key.of(&p.metadata));
                 },
                 init,
             )
@@ -451,11 +468,7 @@ impl WaitForControlledPodsRunning {
 
         // Sync: the watch must have seen every controller a fresh LIST returns.
         let ns = cfg.namespace.clone().unwrap_or_default();
-        let api: kube::Api<DynamicObject> = if ns.is_empty() {
-            kube::Api::all_with(client.clone(), &st.resource)
-        } else {
-            kube::Api::namespaced_with(client.clone(), &ns, &st.resource)
-        };
+        let api = controller_api(&client, &ns, &st.resource);
         let sel = Selector::new(
             None,
             cfg.label_selector.as_deref(),

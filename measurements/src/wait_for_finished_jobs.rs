@@ -92,33 +92,29 @@ impl Measurement for WaitForFinishedJobs {
                     cfg.refresh_interval.map_or(Duration::from_secs(2), |d| d.0),
                 );
                 let mut pending: Vec<String> = Vec::new();
-                loop {
-                    match api.list(&sel.list_params()).await {
-                        Ok(list) => {
-                            pending = list
-                                .items
-                                .iter()
-                                .filter(|j| !finished(j))
-                                .map(|j| common::key_of(&j.metadata))
-                                .collect();
-                            if pending.is_empty() {
-                                let failed = list.items.iter().filter(|j| failed(j)).count();
-                                let mut s = Summary::new(
-                                    format!("WaitForFinishedJobs_{id}"),
-                                    serde_json::json!({"jobs": list.items.len(), "failed": failed}),
-                                );
-                                s.key_numbers = vec![
-                                    KeyNumber::new("jobs", list.items.len() as f64, ""),
-                                    KeyNumber::new("failed", failed as f64, ""),
-                                ];
-                                return Ok(vec![s]);
-                            }
-                        }
-                        Err(e) => tracing::warn!("{METHOD} {id}: listing jobs: {e}"),
-                    }
-                    if !poll.next(ctx).await {
-                        break;
-                    }
+                let done = poll
+                    .list_until(ctx, METHOD, &api, &sel.list_params(), |jobs| {
+                        pending = jobs
+                            .iter()
+                            .filter(|j| !finished(j))
+                            .map(|j| common::key_of(&j.metadata))
+                            .collect();
+                        pending.is_empty().then(|| {
+                            let failed = jobs.iter().filter(|j| failed(j)).count();
+                            let mut s = Summary::new(
+                                format!("WaitForFinishedJobs_{id}"),
+                                serde_json::json!({"jobs": jobs.len(), "failed": failed}),
+                            );
+                            s.key_numbers = vec![
+                                KeyNumber::new("jobs", jobs.len() as f64, ""),
+                                KeyNumber::new("failed", failed as f64, ""),
+                            ];
+                            s
+                        })
+                    })
+                    .await;
+                if let Some(s) = done {
+                    return Ok(vec![s]);
                 }
                 pending.truncate(20);
                 Err(MeasurementError::failed(

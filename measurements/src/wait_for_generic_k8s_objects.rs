@@ -144,25 +144,25 @@ impl Measurement for WaitForGenericK8sObjects {
             cfg.refresh_interval
                 .map_or(Duration::from_secs(30), |d| d.0),
         );
+        let apis: Vec<kube::Api<DynamicObject>> = match &namespaces {
+            None => vec![kube::Api::all_with(client.clone(), &ar)],
+            Some(ns) => ns
+                .iter()
+                .map(|n| kube::Api::namespaced_with(client.clone(), n, &ar))
+                .collect(),
+        };
         let (mut ok, mut bad);
         loop {
-            let apis: Vec<kube::Api<DynamicObject>> = match &namespaces {
-                None => vec![kube::Api::all_with(client.clone(), &ar)],
-                Some(ns) => ns
-                    .iter()
-                    .map(|n| kube::Api::namespaced_with(client.clone(), n, &ar))
-                    .collect(),
-            };
             let mut counted = true;
             (ok, bad) = (0u64, 0u64);
-            for api in apis {
+            for api in &apis {
                 match api.list(&lp).await {
                     Ok(list) => {
-                        for o in list.items {
-                            let v = serde_json::to_value(&o).unwrap_or_default();
-                            if has_any(&v, &bad_conds) {
+                        for o in &list.items {
+                            // `status` is in the object's flattened `data`.
+                            if has_any(&o.data, &bad_conds) {
                                 bad += 1;
-                            } else if has_any(&v, &ok_conds) {
+                            } else if has_any(&o.data, &ok_conds) {
                                 ok += 1;
                             }
                         }

@@ -70,23 +70,16 @@ impl Measurement for WaitForNodes {
                 .map_or(Duration::from_secs(30), |d| d.0),
         );
         let mut n = 0;
-        loop {
-            match api.list(&sel.list_params()).await {
-                Ok(list) => {
-                    n = list
-                        .items
-                        .iter()
-                        .filter(|n| common::node_schedulable(n))
-                        .count() as u64;
-                    if (cfg.min_desired_node_count..=cfg.max_desired_node_count).contains(&n) {
-                        return Ok(vec![]);
-                    }
-                }
-                Err(e) => tracing::warn!("{METHOD} {id}: listing nodes: {e}"),
-            }
-            if !poll.next(ctx).await {
-                break;
-            }
+        let done = poll
+            .list_until(ctx, METHOD, &api, &sel.list_params(), |nodes| {
+                n = nodes.iter().filter(|n| common::node_schedulable(n)).count() as u64;
+                (cfg.min_desired_node_count..=cfg.max_desired_node_count)
+                    .contains(&n)
+                    .then_some(())
+            })
+            .await;
+        if done.is_some() {
+            return Ok(vec![]);
         }
         Err(MeasurementError::failed(
             METHOD,

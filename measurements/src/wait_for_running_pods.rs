@@ -76,20 +76,15 @@ impl Measurement for WaitForRunningPods {
         );
         let want = cfg.desired_pod_count;
         let mut last = (0, 0, 0);
-        loop {
-            match api.list(&sel.list_params()).await {
-                Ok(list) => {
-                    last = count(&list.items);
-                    let (all, running, inactive) = last;
-                    if running == want && all == running + inactive {
-                        return Ok(vec![]);
-                    }
-                }
-                Err(e) => tracing::warn!("{METHOD} {id}: listing pods: {e}"),
-            }
-            if !poll.next(ctx).await {
-                break;
-            }
+        let done = poll
+            .list_until(ctx, METHOD, &api, &sel.list_params(), |pods| {
+                last = count(&pods);
+                let (all, running, inactive) = last;
+                (running == want && all == running + inactive).then_some(())
+            })
+            .await;
+        if done.is_some() {
+            return Ok(vec![]);
         }
         let message = format!(
             "timed out after {timeout:?} waiting for {want} running pods ({}): {} pods, {} running, {} inactive",

@@ -14,7 +14,6 @@
 use std::time::{Duration, Instant};
 
 use cl2_hollow::sim::{SimConfig, start};
-use cl2_hollow::stages::{ServerStages, SimStages};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -122,16 +121,7 @@ async fn main() {
     println!("RSS before start: {}", proc_status("VmRSS:"));
 
     // 1 + 2: API throughput and memory.
-    let sim = start(SimConfig {
-        stages: SimStages {
-            server: ServerStages::zero(),
-            ..SimStages::default()
-        },
-        control_plane: false,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = start(SimConfig::api_only()).await.unwrap();
     let clients: Vec<kube::Client> = (0..nclients)
         .map(|_| kube::Client::try_from(sim.kube_config()).unwrap())
         .collect();

@@ -163,12 +163,12 @@ struct RequestSeries {
 
 #[derive(Default)]
 struct SchedulerSeries {
-    attempts: HashMap<(String, String), u64>,
-    attempt_duration: HashMap<(String, String), Histogram>,
+    attempts: HashMap<(&'static str, &'static str), u64>,
+    attempt_duration: HashMap<(&'static str, &'static str), Histogram>,
     sli: HashMap<u32, Histogram>,
     algorithm: Option<Histogram>,
-    extension: HashMap<(String, String), Histogram>,
-    pending: HashMap<String, i64>,
+    extension: HashMap<(&'static str, &'static str), Histogram>,
+    pending: HashMap<&'static str, i64>,
 }
 
 /// The simulated cluster's metrics registry. Shared (`Arc`) between the API server and the
@@ -287,10 +287,15 @@ impl SimMetrics {
     /// Records one scheduling attempt: `result` is `scheduled`, `unschedulable` or `error`.
     /// Feeds `scheduler_schedule_attempts_total{result,profile}` and
     /// `scheduler_scheduling_attempt_duration_seconds{result,profile}`.
-    pub fn record_schedule_attempt(&self, result: &str, profile: &str, duration: Duration) {
+    pub fn record_schedule_attempt(
+        &self,
+        result: &'static str,
+        profile: &'static str,
+        duration: Duration,
+    ) {
         let mut s = self.scheduler.lock();
-        let key = (result.to_string(), profile.to_string());
-        *s.attempts.entry(key.clone()).or_insert(0) += 1;
+        let key = (result, profile);
+        *s.attempts.entry(key).or_insert(0) += 1;
         let b = self.sched_attempt_buckets;
         s.attempt_duration
             .entry(key)
@@ -322,19 +327,24 @@ impl SimMetrics {
     }
 
     /// Records `scheduler_framework_extension_point_duration_seconds{extension_point,status}`.
-    pub fn record_extension_point(&self, extension_point: &str, status: &str, duration: Duration) {
+    pub fn record_extension_point(
+        &self,
+        extension_point: &'static str,
+        status: &'static str,
+        duration: Duration,
+    ) {
         let b = self.sched_ext_buckets;
         self.scheduler
             .lock()
             .extension
-            .entry((extension_point.to_string(), status.to_string()))
+            .entry((extension_point, status))
             .or_insert_with(|| Histogram::new(b))
             .observe(duration.as_secs_f64());
     }
 
     /// Sets `scheduler_pending_pods{queue}` (queue: active, backoff, unschedulable, gated).
-    pub fn set_pending_pods(&self, queue: &str, n: i64) {
-        self.scheduler.lock().pending.insert(queue.to_string(), n);
+    pub fn set_pending_pods(&self, queue: &'static str, n: i64) {
+        self.scheduler.lock().pending.insert(queue, n);
     }
 
     /// Total count of recorded requests matching `verb` and `resource` (for tests and benches).
@@ -381,30 +391,23 @@ impl SimMetrics {
         let mut out = String::with_capacity(64 * 1024);
         {
             let r = self.requests.lock();
-            let mut keys: Vec<&RequestKey> = r.hists.keys().collect();
-            keys.sort_by_key(|k| label_string(k));
+            let mut keys: Vec<(String, &RequestKey)> =
+                r.hists.keys().map(|k| (label_string(k), k)).collect();
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
             out.push_str("# HELP apiserver_request_duration_seconds [STABLE] Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component.\n");
             out.push_str("# TYPE apiserver_request_duration_seconds histogram\n");
-            for k in &keys {
+            for (labels, k) in &keys {
                 if let Some((h, _)) = r.hists.get(*k) {
-                    h.render(
-                        &mut out,
-                        "apiserver_request_duration_seconds",
-                        &label_string(k),
-                    );
+                    h.render(&mut out, "apiserver_request_duration_seconds", labels);
                 }
             }
             out.push_str("# HELP apiserver_request_sli_duration_seconds [ALPHA] Response latency distribution (not counting webhook duration and priority & fairness queue wait times) in seconds for each verb, group, version, resource, subresource, scope and component.\n");
             out.push_str("# TYPE apiserver_request_sli_duration_seconds histogram\n");
-            for k in &keys {
+            for (labels, k) in &keys {
                 if let Some((_, sli)) = r.hists.get(*k)
                     && sli.count > 0
                 {
-                    sli.render(
-                        &mut out,
-                        "apiserver_request_sli_duration_seconds",
-                        &label_string(k),
-                    );
+                    sli.render(&mut out, "apiserver_request_sli_duration_seconds", labels);
                 }
             }
             out.push_str("# HELP apiserver_request_total [STABLE] Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.\n");

@@ -2,16 +2,19 @@
 //! merge metadata, `kubectl explain`).
 //!
 //! `/openapi/v2` serves a trimmed copy of the Kubernetes 1.36 document (only the resources
-//! this server implements, descriptions dropped) as JSON; protobuf requests get 406 so
-//! clients fall back. `/openapi/v3` serves an index and one document per group-version,
+//! this server implements, descriptions dropped) as JSON; protobuf requests get a minimal
+//! document listing only the PATCH operations (see `v2_protobuf`). `/openapi/v3` serves an index and one document per group-version,
 //! derived from the same data, whose PATCH operations advertise the `fieldValidation` query
 //! parameter — kubectl then validates server-side instead of needing protobuf schemas.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::response::Response;
+use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
+use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 
 use crate::resources::API_VERSIONS;
@@ -21,8 +24,8 @@ pub const V2_JSON: &[u8] = include_bytes!("../fixtures/openapi/v2.json");
 
 const V3_HASH: &str = "C15C2A7A5E1D0001";
 
-fn json_body(code: StatusCode, body: Vec<u8>) -> Response {
-    let mut r = Response::new(Body::from(body));
+fn json_body(code: StatusCode, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
     *r.status_mut() = code;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -71,6 +74,19 @@ fn v3_param(p: &Value) -> Option<Value> {
     let ty = p.get("type").cloned().unwrap_or(json!("string"));
     out["schema"] = json!({"type": ty});
     Some(out)
+}
+
+/// The v3 document of group-version `key`, built on first request and then served from memory
+/// (building it copies every schema definition).
+fn v3_doc_cached(key: &str) -> Option<Bytes> {
+    static DOCS: OnceLock<Mutex<HashMap<String, Bytes>>> = OnceLock::new();
+    let docs = DOCS.get_or_init(Mutex::default);
+    if let Some(doc) = docs.lock().get(key) {
+        return Some(doc.clone());
+    }
+    let doc = Bytes::from(v3_doc(key)?);
+    docs.lock().insert(key.to_string(), doc.clone());
+    Some(doc)
 }
 
 fn v3_doc(key: &str) -> Option<Vec<u8>> {
@@ -208,14 +224,14 @@ pub fn serve(path: &str, accept: &str) -> Response {
             let wants_json =
                 accept.is_empty() || accept.contains("application/json") || accept.contains("*/*");
             if accept.contains("protobuf") {
-                let mut r = Response::new(Body::from(v2_protobuf().to_vec()));
+                let mut r = Response::new(Body::from(v2_protobuf()));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/octet-stream"),
                 );
                 r
             } else if wants_json {
-                json_body(StatusCode::OK, V2_JSON.to_vec())
+                json_body(StatusCode::OK, V2_JSON)
             } else {
                 status(
                     406,
@@ -237,7 +253,7 @@ pub fn serve(path: &str, accept: &str) -> Response {
                 serde_json::to_vec(&json!({"paths": paths})).unwrap_or_default(),
             )
         }
-        p => match p.strip_prefix("/openapi/v3/").and_then(v3_doc) {
+        p => match p.strip_prefix("/openapi/v3/").and_then(v3_doc_cached) {
             Some(doc) => {
                 let mut r = json_body(StatusCode::OK, doc);
                 r.headers_mut().insert(

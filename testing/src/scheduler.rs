@@ -220,15 +220,16 @@ pub fn tolerates(tol: &Toleration, taint_key: &str, taint_value: &str, effect: &
 }
 
 /// Whether a node's labels and name satisfy one node selector requirement set.
-fn requirement_matches(
+fn requirement_matches<'a>(
     req: &NodeSelectorRequirement,
-    get: impl Fn(&str) -> Option<String>,
+    get: impl Fn(&str) -> Option<&'a str>,
 ) -> bool {
     let actual = get(&req.key);
     let values = req.values.as_deref().unwrap_or(&[]);
+    let listed = |a: &str| values.iter().any(|v| v == a);
     match req.operator.as_str() {
-        "In" => actual.is_some_and(|a| values.contains(&a)),
-        "NotIn" => actual.is_none_or(|a| !values.contains(&a)),
+        "In" => actual.is_some_and(listed),
+        "NotIn" => actual.is_none_or(|a| !listed(a)),
         "Exists" => actual.is_some(),
         "DoesNotExist" => actual.is_none(),
         "Gt" | "Lt" => {
@@ -257,10 +258,10 @@ pub fn term_matches(
     }
     exprs
         .iter()
-        .all(|r| requirement_matches(r, |k| labels.get(k).cloned()))
+        .all(|r| requirement_matches(r, |k| labels.get(k).map(String::as_str)))
         && fields
             .iter()
-            .all(|r| requirement_matches(r, |k| (k == "metadata.name").then(|| name.to_string())))
+            .all(|r| requirement_matches(r, |k| (k == "metadata.name").then_some(name)))
 }
 
 /// The scheduling-relevant parts of a pending pod.
@@ -660,10 +661,15 @@ impl Scheduler {
         let (Some(ns), Some(name)) = (&pod.metadata.namespace, &pod.metadata.name) else {
             return;
         };
-        let key = (ns.clone(), name.clone());
+        self.on_pod_gone(&(ns.clone(), name.clone()), pod.metadata.uid.as_deref());
+    }
+
+    /// Forgets the pod at `key` (only the incarnation with `uid`, when given) and releases
+    /// its usage: a deletion, or a pod missing from a relist.
+    pub fn on_pod_gone(&self, key: &(String, String), uid: Option<&str>) {
         let mut st = self.state.lock();
-        st.release(&key, pod.metadata.uid.as_deref());
-        Self::forget(&mut st, &key);
+        st.release(key, uid);
+        Self::forget(&mut st, key);
         st.cluster_changed = true;
         drop(st);
         self.notify.notify_one();

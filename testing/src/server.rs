@@ -680,25 +680,28 @@ impl App {
             Verb::List => self.list(&target, &query, table),
             Verb::Watch => self.watch(&target, &query, table),
             _ => {
-                let headers = req.headers().clone();
-                let body =
-                    match axum::body::to_bytes(req.into_body(), self.0.cfg.max_body_bytes).await {
-                        Ok(b) => b,
-                        Err(_) => {
-                            let r = status_error(
-                                413,
-                                "RequestEntityTooLarge",
-                                "Request entity too large: limit is 3145728",
-                                None,
-                            );
-                            self.0.metrics.record_request(key, 413, start.elapsed());
-                            return r;
-                        }
-                    };
+                let (parts, body) = req.into_parts();
+                let headers = &parts.headers;
+                let body = match axum::body::to_bytes(body, self.0.cfg.max_body_bytes).await {
+                    Ok(b) => b,
+                    Err(_) => {
+                        let r = status_error(
+                            413,
+                            "RequestEntityTooLarge",
+                            &format!(
+                                "Request entity too large: limit is {}",
+                                self.0.cfg.max_body_bytes
+                            ),
+                            None,
+                        );
+                        self.0.metrics.record_request(key, 413, start.elapsed());
+                        return r;
+                    }
+                };
                 match verb {
-                    Verb::Create => self.create(&target, &query, &headers, &body),
-                    Verb::Update => self.update(&target, &query, &headers, &body),
-                    Verb::Patch => self.patch(&target, &query, &headers, &body),
+                    Verb::Create => self.create(&target, &query, headers, &body),
+                    Verb::Update => self.update(&target, &query, headers, &body),
+                    Verb::Patch => self.patch(&target, &query, headers, &body),
                     Verb::Delete => self.delete(&target, &query, &body),
                     _ => self.delete_collection(&target, &query, &body),
                 }
@@ -753,10 +756,10 @@ impl App {
                 Err(err) => store_error(def, err),
             },
             _ if table == Wants::Table => {
-                let items = [e.value().unwrap_or(Value::Null)];
+                let items = vec![e.value().unwrap_or(Value::Null)];
                 value_response(
                     StatusCode::OK,
-                    &tables::to_table(def, &items, include_object(query), e.rv, None),
+                    &tables::to_table(def, items, include_object(query), e.rv, None),
                 )
             }
             _ => json_response(StatusCode::OK, e.bytes.clone()),
@@ -793,7 +796,7 @@ impl App {
             let items: Vec<Value> = res.items.iter().filter_map(|e| e.value().ok()).collect();
             return value_response(
                 StatusCode::OK,
-                &tables::to_table(def, &items, include_object(query), res.rv, cont.as_deref()),
+                &tables::to_table(def, items, include_object(query), res.rv, cont.as_deref()),
             );
         }
         let mut b = list_prefix(def, res.rv, cont.as_deref(), res.remaining);
@@ -862,7 +865,7 @@ impl App {
             let encode = move |item: &WatchItem| -> Bytes {
                 if table == Wants::Table {
                     let v = item.obj.value().unwrap_or(Value::Null);
-                    let t = tables::to_table(&def, &[v], include, item.obj.rv, None);
+                    let t = tables::to_table(&def, vec![v], include, item.obj.rv, None);
                     watch_line(
                         item.ty.as_str(),
                         &serde_json::to_vec(&t).unwrap_or_default(),

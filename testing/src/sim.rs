@@ -24,7 +24,7 @@ use crate::controllers::{ControlPlaneOptions, spawn_control_plane};
 use crate::kubelet::{HollowFleet, KubeletError, start_fleet};
 use crate::metrics::SimMetrics;
 use crate::server::{self, ApiServer, ServerConfig, ServerError};
-use crate::stages::SimStages;
+use crate::stages::{ServerStages, SimStages};
 use crate::store::{Store, StoreConfig};
 
 /// Configuration of a simulated cluster.
@@ -56,6 +56,21 @@ impl Default for SimConfig {
             bookmark_interval: Duration::from_secs(10),
             control_plane: true,
             control_plane_options: ControlPlaneOptions::default(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// The API server alone, answering without realism delays ([`ServerStages::zero`]): no
+    /// control plane and no nodes. The usual base for API tests and benchmarks.
+    pub fn api_only() -> Self {
+        Self {
+            stages: SimStages {
+                server: ServerStages::zero(),
+                ..SimStages::default()
+            },
+            control_plane: false,
+            ..Self::default()
         }
     }
 }

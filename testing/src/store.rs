@@ -15,6 +15,7 @@
 //! worker task spawned with [`Store::spawn_workers`].
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -169,6 +170,23 @@ impl Entry {
     pub fn value(&self) -> Result<Value, StoreError> {
         serde_json::from_slice(&self.bytes).map_err(|e| StoreError::Internal(e.to_string()))
     }
+}
+
+/// Entries of `table` in key order, starting after `after` (exclusive) or else at the start of
+/// the `prefix` (`"<namespace>/"`) key range, and ending with that range.
+fn scan<'a>(
+    table: &'a BTreeMap<Box<str>, Arc<Entry>>,
+    prefix: Option<&'a str>,
+    after: Option<&'a str>,
+) -> impl Iterator<Item = (&'a Box<str>, &'a Arc<Entry>)> + 'a {
+    let start = match (after, prefix) {
+        (Some(c), _) => Bound::Excluded(c),
+        (None, Some(p)) => Bound::Included(p),
+        (None, None) => Bound::Unbounded,
+    };
+    table
+        .range::<str, _>((start, Bound::Unbounded))
+        .take_while(move |(k, _)| prefix.is_none_or(|p| k.starts_with(p)))
 }
 
 /// Builds the store key of an object.
@@ -688,21 +706,11 @@ impl Store {
             };
         };
         let prefix = filter.namespace.as_deref().map(|ns| format!("{ns}/"));
-        let start: std::ops::Bound<&str> = match (continue_after, prefix.as_deref()) {
-            (Some(c), _) => std::ops::Bound::Excluded(c),
-            (None, Some(p)) => std::ops::Bound::Included(p),
-            (None, None) => std::ops::Bound::Unbounded,
-        };
         let mut items = Vec::new();
         let mut continue_key = None;
         let mut remaining = 0usize;
         let selective = !filter.label.is_empty() || !filter.field.is_empty();
-        for (k, e) in table.range::<str, _>((start, std::ops::Bound::Unbounded)) {
-            if let Some(p) = &prefix
-                && !k.starts_with(p.as_str())
-            {
-                break;
-            }
+        for (k, e) in scan(table, prefix.as_deref(), continue_after) {
             if !filter.matches(e) {
                 continue;
             }
@@ -1064,7 +1072,8 @@ impl Store {
                         }
                     }
                     UpdateMode::Status => {
-                        let status = new.get("status").cloned();
+                        // `new` is replaced by `merged`, so its status can be moved out.
+                        let status = new.get_mut("status").map(Value::take);
                         let mut merged = old.clone();
                         if let Some(o) = merged.as_object_mut() {
                             match status {
@@ -1314,12 +1323,7 @@ impl Store {
             WatchFrom::Initial => {
                 let table = &inner.tables[res];
                 let prefix = filter.namespace.as_deref().map(|ns| format!("{ns}/"));
-                for (k, e) in table.iter() {
-                    if let Some(p) = &prefix
-                        && !k.starts_with(p.as_str())
-                    {
-                        continue;
-                    }
+                for (_, e) in scan(table, prefix.as_deref(), None) {
                     if filter.matches(e) {
                         initial.push(WatchItem {
                             ty: EventType::Added,

@@ -78,9 +78,23 @@ fn or_none(x: String) -> String {
     if x.is_empty() { "<none>".into() } else { x }
 }
 
-fn col(name: &str, ty: &str, priority: i64) -> Value {
-    let format = if name == "Name" { "name" } else { "" };
-    json!({"name": name, "type": ty, "format": format, "description": "", "priority": priority})
+/// A column definition; rendered to JSON once per table, not once per row.
+#[derive(Clone, Copy)]
+struct Col {
+    name: &'static str,
+    ty: &'static str,
+    priority: i64,
+}
+
+impl Col {
+    fn to_json(self) -> Value {
+        let format = if self.name == "Name" { "name" } else { "" };
+        json!({"name": self.name, "type": self.ty, "format": format, "description": "", "priority": self.priority})
+    }
+}
+
+fn col(name: &'static str, ty: &'static str, priority: i64) -> Col {
+    Col { name, ty, priority }
 }
 
 /// `k=v` pairs of a label map, comma-separated (how selectors and node selectors print).
@@ -256,7 +270,7 @@ fn data_count(v: &Value) -> i64 {
     n("data") + n("binaryData") + n("stringData")
 }
 
-fn columns_and_cells(def: &ResourceDef, v: &Value) -> (Vec<Value>, Vec<Value>) {
+fn columns_and_cells(def: &ResourceDef, v: &Value) -> (Vec<Col>, Vec<Value>) {
     let name = s(v, "/metadata/name").to_string();
     let age = age_of(
         v.pointer("/metadata/creationTimestamp")
@@ -272,7 +286,7 @@ fn columns_and_cells(def: &ResourceDef, v: &Value) -> (Vec<Value>, Vec<Value>) {
             let statuses = v
                 .pointer("/status/containerStatuses")
                 .and_then(Value::as_array)
-                .cloned()
+                .map(Vec::as_slice)
                 .unwrap_or_default();
             let ready = statuses
                 .iter()
@@ -465,7 +479,7 @@ fn columns_and_cells(def: &ResourceDef, v: &Value) -> (Vec<Value>, Vec<Value>) {
             let conds = v
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
-                .cloned()
+                .map(Vec::as_slice)
                 .unwrap_or_default();
             let has = |t: &str| {
                 conds
@@ -776,32 +790,37 @@ fn columns_and_cells(def: &ResourceDef, v: &Value) -> (Vec<Value>, Vec<Value>) {
     }
 }
 
-/// Builds a Table for `items` of resource `def`.
+/// Builds a Table for `items` of resource `def` (taking them, so rows can own the objects).
 pub fn to_table(
     def: &ResourceDef,
-    items: &[Value],
+    items: Vec<Value>,
     include: Include,
     rv: u64,
     cont: Option<&str>,
 ) -> Value {
     let mut columns = None;
     let mut rows = Vec::with_capacity(items.len());
-    for v in items {
-        let (cols, cells) = columns_and_cells(def, v);
+    for mut v in items {
+        let (cols, cells) = columns_and_cells(def, &v);
         if columns.is_none() {
             columns = Some(cols);
         }
         let mut row = json!({"cells": cells});
         match include {
             Include::None => {}
-            Include::Object => row["object"] = v.clone(),
+            Include::Object => row["object"] = v,
             Include::Metadata => {
-                row["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": v.get("metadata").cloned().unwrap_or(json!({}))});
+                let metadata = v.get_mut("metadata").map(Value::take).unwrap_or(json!({}));
+                row["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata});
             }
         }
         rows.push(row);
     }
-    let columns = columns.unwrap_or_else(|| columns_and_cells(def, &json!({})).0);
+    let columns: Vec<Value> = columns
+        .unwrap_or_else(|| columns_and_cells(def, &json!({})).0)
+        .into_iter()
+        .map(Col::to_json)
+        .collect();
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = cont {
         meta["continue"] = json!(c);
@@ -819,7 +838,7 @@ mod tests {
         let pod = json!({"metadata":{"name":"p","creationTimestamp":"2020-01-01T00:00:00Z"},"spec":{"nodeName":"n1","containers":[{"name":"c"}]},"status":{"phase":"Running","podIP":"10.0.0.1","containerStatuses":[{"ready":true,"restartCount":0,"state":{"running":{}}}]}});
         let t = to_table(
             &RESOURCES[idx("", "pods")],
-            &[pod],
+            vec![pod],
             Include::Metadata,
             5,
             None,

@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use cl2_hollow::sim::{SimCluster, SimConfig, start};
-use cl2_hollow::stages::{ServerStages, SimStages};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -22,13 +21,8 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn sim_with(f: impl FnOnce(&mut SimConfig)) -> SimCluster {
     let mut cfg = SimConfig {
-        stages: SimStages {
-            server: ServerStages::zero(),
-            ..SimStages::default()
-        },
-        control_plane: false,
         bookmark_interval: Duration::from_millis(200),
-        ..SimConfig::default()
+        ..SimConfig::api_only()
     };
     f(&mut cfg);
     start(cfg).await.unwrap()

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cl2_hollow::sim::{SimConfig, start};
-use cl2_hollow::stages::{ServerStages, SimStages};
 
 fn kubectls() -> Vec<PathBuf> {
     let Ok(out) = Command::new("sh")
@@ -66,16 +65,7 @@ async fn kubectl_smoke_against_api_server() {
         eprintln!("kubectl not found; skipping");
         return;
     }
-    let sim = start(SimConfig {
-        stages: SimStages {
-            server: ServerStages::zero(),
-            ..SimStages::default()
-        },
-        control_plane: false,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = start(SimConfig::api_only()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kc).unwrap();

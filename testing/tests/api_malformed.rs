@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use cl2_hollow::server::handle_for_test;
 use cl2_hollow::sim::{SimConfig, start};
-use cl2_hollow::stages::{ServerStages, SimStages};
 use cl2_hollow::store::{Store, StoreConfig};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -70,16 +69,7 @@ fn assert_status(code: u16, body: &str, want: u16, reason: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_status_bodies() {
-    let sim = start(SimConfig {
-        stages: SimStages {
-            server: ServerStages::zero(),
-            ..SimStages::default()
-        },
-        control_plane: false,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = start(SimConfig::api_only()).await.unwrap();
     let a = sim.addr();
     let cms = "/api/v1/namespaces/default/configmaps";
     let json = Some("application/json");

@@ -162,11 +162,25 @@ pub fn object_vars(
     for (k, v) in fill {
         vars.insert(k.clone(), v.clone());
     }
-    vars.insert("Name".into(), format!("{basename}-{index}").into());
-    vars.insert("Index".into(), index.into());
-    vars.insert("Namespace".into(), namespace.into());
-    vars.insert("BaseName".into(), basename.into());
+    for (k, v) in object_index_vars(basename, index, namespace) {
+        vars.insert(k.into(), v);
+    }
     vars
+}
+
+/// The variables naming one replica of an object (`Name`, `Index`, `Namespace`, `BaseName`);
+/// they override globals and the fill map (see [`object_vars`]).
+pub fn object_index_vars(
+    basename: &str,
+    index: u64,
+    namespace: &str,
+) -> [(&'static str, serde_json::Value); 4] {
+    [
+        ("Name", format!("{basename}-{index}").into()),
+        ("Index", index.into()),
+        ("Namespace", namespace.into()),
+        ("BaseName", basename.into()),
+    ]
 }
 
 impl NamespaceSelection {

@@ -53,8 +53,8 @@ impl<K> Store<K> {
         self.map.read().values().filter(|o| f(o)).cloned().collect()
     }
 
-    fn insert(&self, key: Key, obj: K) -> Option<Arc<K>> {
-        self.map.write().insert(key, Arc::new(obj))
+    fn insert(&self, key: Key, obj: Arc<K>) -> Option<Arc<K>> {
+        self.map.write().insert(key, obj)
     }
 
     fn remove(&self, key: &Key) -> Option<Arc<K>> {
@@ -200,9 +200,26 @@ impl PodInfo {
 
 #[derive(Default)]
 struct PodCacheInner {
-    pods: HashMap<Key, Arc<PodInfo>>,
+    /// Pods by namespace, then name (namespace listing needs no extra index).
+    pods: HashMap<String, HashMap<String, Arc<PodInfo>>>,
     by_owner: HashMap<String, HashSet<Key>>,
-    by_ns: HashMap<String, HashSet<String>>,
+}
+
+impl PodCacheInner {
+    fn get(&self, key: &Key) -> Option<&Arc<PodInfo>> {
+        self.pods.get(&key.0)?.get(&key.1)
+    }
+
+    fn unindex_owner(&mut self, key: &Key, p: &PodInfo) {
+        if let Some(o) = &p.owner
+            && let Some(set) = self.by_owner.get_mut(&o.2)
+        {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_owner.remove(&o.2);
+            }
+        }
+    }
 }
 
 /// Compact cache of all pods.
@@ -217,21 +234,12 @@ impl PodCache {
     pub fn apply(&self, ns: &str, info: PodInfo) -> (Option<Arc<PodInfo>>, bool) {
         let key = (ns.to_string(), info.name.clone());
         let mut g = self.inner.write();
-        let prev = g.pods.get(&key).cloned();
-        if let Some(p) = &prev
-            && p.uid == info.uid
-            && p.rv > info.rv
-        {
-            return (prev, false);
-        }
-        if let Some(p) = &prev
-            && let Some(o) = &p.owner
-            && let Some(set) = g.by_owner.get_mut(&o.2)
-        {
-            set.remove(&key);
-            if set.is_empty() {
-                g.by_owner.remove(&o.2);
+        let prev = g.get(&key).cloned();
+        if let Some(p) = &prev {
+            if p.uid == info.uid && p.rv > info.rv {
+                return (prev, false);
             }
+            g.unindex_owner(&key, p);
         }
         if let Some(o) = &info.owner {
             g.by_owner
@@ -239,48 +247,41 @@ impl PodCache {
                 .or_default()
                 .insert(key.clone());
         }
-        g.by_ns
-            .entry(ns.to_string())
-            .or_default()
-            .insert(info.name.clone());
-        g.pods.insert(key, Arc::new(info));
+        let (ns, name) = key;
+        g.pods.entry(ns).or_default().insert(name, Arc::new(info));
         (prev, true)
     }
 
     /// Removes a pod (only if `uid` matches, when given).
     pub fn remove(&self, key: &Key, uid: Option<&str>) -> Option<Arc<PodInfo>> {
         let mut g = self.inner.write();
-        if let (Some(p), Some(uid)) = (g.pods.get(key), uid)
+        if let (Some(p), Some(uid)) = (g.get(key), uid)
             && p.uid != uid
         {
             return None;
         }
-        let p = g.pods.remove(key)?;
-        if let Some(o) = &p.owner
-            && let Some(set) = g.by_owner.get_mut(&o.2)
-        {
-            set.remove(key);
-            if set.is_empty() {
-                g.by_owner.remove(&o.2);
-            }
+        let names = g.pods.get_mut(&key.0)?;
+        let p = names.remove(&key.1)?;
+        if names.is_empty() {
+            g.pods.remove(&key.0);
         }
-        if let Some(set) = g.by_ns.get_mut(&key.0) {
-            set.remove(&key.1);
-            if set.is_empty() {
-                g.by_ns.remove(&key.0);
-            }
-        }
+        g.unindex_owner(key, &p);
         Some(p)
     }
 
     /// Marks a pod terminating (after the controller asked to delete it).
     pub fn mark_terminating(&self, key: &Key) {
         let mut g = self.inner.write();
-        if let Some(p) = g.pods.get_mut(key) {
+        if let Some(p) = g.pods.get_mut(&key.0).and_then(|m| m.get_mut(&key.1)) {
             let mut np = (**p).clone();
             np.terminating = true;
             *p = Arc::new(np);
         }
+    }
+
+    /// The pod at `key`.
+    pub fn get(&self, key: &Key) -> Option<Arc<PodInfo>> {
+        self.inner.read().get(key).cloned()
     }
 
     /// Pods whose controller owner has `uid`.
@@ -288,34 +289,32 @@ impl PodCache {
         let g = self.inner.read();
         g.by_owner
             .get(uid)
-            .map(|keys| keys.iter().filter_map(|k| g.pods.get(k).cloned()).collect())
+            .map(|keys| keys.iter().filter_map(|k| g.get(k).cloned()).collect())
             .unwrap_or_default()
     }
 
     /// Pods of a namespace passing `f`.
     pub fn in_namespace(&self, ns: &str, f: impl Fn(&PodInfo) -> bool) -> Vec<Arc<PodInfo>> {
-        let g = self.inner.read();
-        g.by_ns
+        self.inner
+            .read()
+            .pods
             .get(ns)
-            .map(|names| {
-                names
-                    .iter()
-                    .filter_map(|n| g.pods.get(&(ns.to_string(), n.clone())))
-                    .filter(|p| f(p))
-                    .cloned()
-                    .collect()
-            })
+            .map(|pods| pods.values().filter(|p| f(p)).cloned().collect())
             .unwrap_or_default()
     }
 
     /// Number of cached pods.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.inner.read().pods.len()
+        self.inner.read().pods.values().map(HashMap::len).sum()
     }
 
     fn keys(&self) -> Vec<Key> {
-        self.inner.read().pods.keys().cloned().collect()
+        let g = self.inner.read();
+        g.pods
+            .iter()
+            .flat_map(|(ns, names)| names.keys().map(|n| (ns.clone(), n.clone())))
+            .collect()
     }
 }
 
@@ -362,6 +361,7 @@ async fn run_store_informer<K>(
                 if let Some(seen) = relist.as_mut() {
                     seen.insert(key.clone());
                 }
+                let obj = Arc::new(obj);
                 let old = store(&ctx).insert(key.clone(), obj.clone());
                 on_change(&ctx, &key, old.as_deref(), Some(&obj));
             }
@@ -422,7 +422,7 @@ async fn run_pod_informer(ctx: Arc<Ctx>, shutdown: CancellationToken) {
                 if let Some(info) = PodInfo::from_pod(&pod) {
                     let (old, changed) = ctx.pods.apply(&key.0, info);
                     if changed {
-                        let new = ctx.pods_get(&key);
+                        let new = ctx.pods.get(&key);
                         pod_changed(&ctx, &key, old.as_deref(), new.as_deref());
                     }
                 }
@@ -446,13 +446,8 @@ async fn run_pod_informer(ctx: Arc<Ctx>, shutdown: CancellationToken) {
                         if !seen.contains(&key)
                             && let Some(old) = ctx.pods.remove(&key, None)
                         {
-                            if let (Some(s), Ok(p)) = (
-                                &ctx.scheduler,
-                                serde_json::from_value::<Pod>(serde_json::json!({
-                                    "metadata": {"namespace": key.0, "name": key.1, "uid": old.uid}
-                                })),
-                            ) {
-                                s.on_pod_deleted(&p);
+                            if let Some(s) = &ctx.scheduler {
+                                s.on_pod_gone(&key, Some(&old.uid));
                             }
                             pod_changed(&ctx, &key, Some(&old), None);
                         }
@@ -460,13 +455,6 @@ async fn run_pod_informer(ctx: Arc<Ctx>, shutdown: CancellationToken) {
                 }
             }
         }
-    }
-}
-
-impl Ctx {
-    /// The cached pod at `key`.
-    pub fn pods_get(&self, key: &Key) -> Option<Arc<PodInfo>> {
-        self.pods.inner.read().pods.get(key).cloned()
     }
 }
 

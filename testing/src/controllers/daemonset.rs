@@ -14,14 +14,14 @@ use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
     PodTemplateSpec, Toleration,
 };
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::Api;
 use serde_json::json;
 
 use super::cache::PodInfo;
 use super::replicaset::delete_pods;
 use super::{
-    Ctx, Key, Reconciled, api_err, controller_ref, generated_name, pod_from_template,
-    status_changed, template_hash,
+    Ctx, Key, Reconciled, controller_ref, create_pods, generated_name, pod_from_template,
+    template_hash, write_status,
 };
 use crate::scheduler::{term_matches, tolerates};
 
@@ -215,7 +215,6 @@ pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
     }
 
     let mut first_err = None;
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let owner = controller_ref("apps/v1", "DaemonSet", &name, &uid);
     let prefix = format!("{name}-");
     if !to_create.is_empty()
@@ -223,37 +222,23 @@ pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
     {
         return Ok(None);
     }
-    for chunk in to_create.chunks(ctx.opts.burst.max(1)) {
-        let futs = chunk.iter().map(|node| {
-            let mut pod = pod_from_template(
-                &spec.template,
-                &ns,
-                generated_name(&prefix),
-                Some(prefix.clone()),
-                owner.clone(),
-                &[
-                    (REVISION_LABEL, revision.clone()),
-                    ("pod-template-generation", generation.to_string()),
-                ],
-            );
-            pin_to_node(&mut pod, node);
-            let api = api.clone();
-            async move { api.create(&PostParams::default(), &pod).await }
-        });
-        for r in futures::future::join_all(futs).await {
-            match r {
-                Ok(p) => {
-                    if let Some(info) = PodInfo::from_pod(&p) {
-                        ctx.pods.apply(&ns, info);
-                    }
-                }
-                Err(e) => {
-                    first_err
-                        .get_or_insert(api_err(format!("creating daemon pod for {ns}/{name}"))(e));
-                }
-            }
-        }
-    }
+    let pods = to_create.into_iter().map(|node| {
+        let mut pod = pod_from_template(
+            &spec.template,
+            &ns,
+            generated_name(&prefix),
+            Some(prefix.clone()),
+            owner.clone(),
+            &[
+                (REVISION_LABEL, revision.clone()),
+                ("pod-template-generation", generation.to_string()),
+            ],
+        );
+        pin_to_node(&mut pod, &node);
+        pod
+    });
+    let action = format!("creating daemon pod for {ns}/{name}");
+    create_pods(&ctx, &ns, pods, &action, &mut first_err).await;
     if !to_delete.is_empty() {
         delete_pods(&ctx, &ns, &to_delete, &mut first_err).await;
     }
@@ -306,21 +291,11 @@ pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
         "numberUnavailable": desired.saturating_sub(available),
     });
     let old = serde_json::to_value(&ds.status).unwrap_or_default();
-    if status_changed(&status, &old) {
-        let dapi: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ns);
-        match dapi
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({ "status": status })),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if crate::kubelet::api_code(&e) == Some(404) => {}
-            Err(e) => return Err(api_err(format!("updating daemonset status {ns}/{name}"))(e)),
-        }
-    }
+    let dapi: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ns);
+    write_status(&dapi, &name, status, &old, || {
+        format!("updating daemonset status {ns}/{name}")
+    })
+    .await?;
     Ok((ready > available).then(|| std::time::Duration::from_secs(1)))
 }
 

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::{
     Ctx, EventTarget, Key, Reconciled, api_err, controller_of, controller_ref,
-    merge_condition_times, record_event, status_changed, template_hash,
+    merge_condition_times, record_event, template_hash, write_status,
 };
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -478,25 +478,11 @@ pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
         "terminatingReplicas": terminating,
         "conditions": conds,
     });
-    if status_changed(&status, &old_status) {
-        let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-        match api
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({ "status": status })),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if crate::kubelet::api_code(&e) == Some(404) => {}
-            Err(e) => {
-                return Err(api_err(format!("updating deployment status {ns}/{name}"))(
-                    e,
-                ));
-            }
-        }
-    }
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    write_status(&api, &name, status, &old_status, || {
+        format!("updating deployment status {ns}/{name}")
+    })
+    .await?;
     Ok(None)
 }
 

@@ -8,15 +8,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::Api;
 use serde_json::json;
 
 use super::cache::{Phase, PodInfo};
 use super::replicaset::delete_pods;
 use super::{
-    Ctx, Key, Reconciled, api_err, controller_ref, generated_name, merge_condition_times,
-    pod_from_template, status_changed,
+    Ctx, Key, Reconciled, controller_ref, create_pods, generated_name, merge_condition_times,
+    pod_from_template, write_status,
 };
 
 const INDEX: &str = "batch.kubernetes.io/job-completion-index";
@@ -81,7 +80,6 @@ pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
         if active.len() < want
             && super::owner_alive(&ctx, "batch/v1", "Job", &ns, &name, &uid).await?
         {
-            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
             let owner = controller_ref("batch/v1", "Job", &name, &uid);
             let mut indexes: Vec<Option<i32>> = vec![None; want - active.len()];
             if indexed {
@@ -97,7 +95,7 @@ pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
                     .collect();
                 indexes = free.into_iter().map(Some).collect();
             }
-            let futs = indexes.into_iter().map(|idx| {
+            let pods = indexes.into_iter().map(|idx| {
                 let prefix = match idx {
                     Some(i) => format!("{name}-{i}-"),
                     None => format!("{name}-"),
@@ -112,7 +110,7 @@ pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
                     extra.push((INDEX, i.to_string()));
                 }
                 let mut pod = pod_from_template(
-                    spec.template_ref(),
+                    &spec.template,
                     &ns,
                     generated_name(&prefix),
                     Some(prefix.clone()),
@@ -128,22 +126,10 @@ pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
                         s.hostname = Some(format!("{name}-{i}"));
                     }
                 }
-                let api = api.clone();
-                async move { api.create(&PostParams::default(), &pod).await }
+                pod
             });
-            for r in futures::future::join_all(futs).await {
-                match r {
-                    Ok(p) => {
-                        if let Some(info) = PodInfo::from_pod(&p) {
-                            ctx.pods.apply(&ns, info);
-                        }
-                    }
-                    Err(e) => {
-                        first_err
-                            .get_or_insert(api_err(format!("creating pod for job {ns}/{name}"))(e));
-                    }
-                }
-            }
+            let action = format!("creating pod for job {ns}/{name}");
+            create_pods(&ctx, &ns, pods, &action, &mut first_err).await;
         } else if active.len() > want {
             let mut extra = active.clone();
             extra.sort_by_key(|p| super::replicaset::deletion_rank(p));
@@ -226,32 +212,12 @@ pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
     if !conds.is_empty() {
         status["conditions"] = json!(conds);
     }
-    if status_changed(&status, &old_json) {
-        let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-        match api
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({ "status": status })),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if crate::kubelet::api_code(&e) == Some(404) => {}
-            Err(e) => return Err(api_err(format!("updating job status {ns}/{name}"))(e)),
-        }
-    }
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    write_status(&api, &name, status, &old_json, || {
+        format!("updating job status {ns}/{name}")
+    })
+    .await?;
     Ok(None)
-}
-
-trait TemplateRef {
-    fn template_ref(&self) -> &k8s_openapi::api::core::v1::PodTemplateSpec;
-}
-
-impl TemplateRef for k8s_openapi::api::batch::v1::JobSpec {
-    fn template_ref(&self) -> &k8s_openapi::api::core::v1::PodTemplateSpec {
-        &self.template
-    }
 }
 
 #[cfg(test)]

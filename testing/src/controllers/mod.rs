@@ -32,7 +32,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -469,6 +469,65 @@ pub(crate) fn merge_condition_times(
             } else {
                 now.clone()
             };
+        }
+    }
+}
+
+/// Writes `status` to the status subresource of `name` when it differs from `old` (see
+/// [`status_changed`]). An object deleted meanwhile is not an error.
+pub(crate) async fn write_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: serde_json::Value,
+    old: &serde_json::Value,
+    action: impl FnOnce() -> String,
+) -> Result<(), ReconcileError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if !status_changed(&status, old) {
+        return Ok(());
+    }
+    let patch = Patch::Merge(serde_json::json!({ "status": status }));
+    match api
+        .patch_status(name, &PatchParams::default(), &patch)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if crate::kubelet::api_code(&e) == Some(404) => Ok(()),
+        Err(e) => Err(api_err(action())(e)),
+    }
+}
+
+/// Creates `pods` in `namespace` (at most `burst` at once), writing each created pod through
+/// to the pod cache; the first failure is kept in `first_err` as `action: error`.
+pub(crate) async fn create_pods(
+    ctx: &Ctx,
+    namespace: &str,
+    pods: impl IntoIterator<Item = Pod>,
+    action: &str,
+    first_err: &mut Option<ReconcileError>,
+) {
+    use futures::StreamExt;
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let results: Vec<Result<Pod, kube::Error>> = futures::stream::iter(pods)
+        .map(|pod| {
+            let api = api.clone();
+            async move { api.create(&PostParams::default(), &pod).await }
+        })
+        .buffer_unordered(ctx.opts.burst.max(1))
+        .collect()
+        .await;
+    for r in results {
+        match r {
+            Ok(p) => {
+                if let Some(info) = cache::PodInfo::from_pod(&p) {
+                    ctx.pods.apply(namespace, info);
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert_with(|| api_err(action)(e));
+            }
         }
     }
 }

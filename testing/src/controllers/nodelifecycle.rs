@@ -41,7 +41,14 @@ impl Health {
 
     /// The node's lease was renewed.
     pub fn renewed(&self, name: &str) {
-        self.seen.lock().insert(name.to_string(), Instant::now());
+        let now = Instant::now();
+        let mut s = self.seen.lock();
+        match s.get_mut(name) {
+            Some(t) => *t = now,
+            None => {
+                s.insert(name.to_string(), now);
+            }
+        }
     }
 
     fn silent_for(&self, name: &str) -> Option<std::time::Duration> {
@@ -156,14 +163,14 @@ async fn check_node(ctx: &Ctx, node: &Node) {
     let current = node
         .spec
         .as_ref()
-        .and_then(|s| s.taints.clone())
+        .and_then(|s| s.taints.as_deref())
         .unwrap_or_default();
     let wanted = if stale && ready == "True" {
         wanted_taints("Unknown")
     } else {
         wanted_taints(&ready)
     };
-    if let Some(taints) = reconcile_taints(&current, &wanted) {
+    if let Some(taints) = reconcile_taints(current, &wanted) {
         let patch = json!({ "spec": { "taints": taints } });
         if let Err(e) = api
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -4,20 +4,19 @@
 //! newest), and reports replicas / fullyLabeledReplicas / readyReplicas / availableReplicas /
 //! observedGeneration.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams};
 use serde_json::json;
 
 use super::cache::{Phase, PodInfo};
 use super::{
-    Ctx, Key, ReconcileError, Reconciled, api_err, controller_ref, generated_name,
-    pod_from_template, status_changed,
+    Ctx, Key, ReconcileError, Reconciled, api_err, controller_ref, create_pods, generated_name,
+    pod_from_template, write_status,
 };
 
 /// The kind-independent view of a ReplicaSet or ReplicationController.
@@ -55,7 +54,10 @@ pub(crate) async fn reconcile_rs(ctx: Arc<Ctx>, key: Key) -> Reconciled {
     };
     let res = sync(&ctx, &owner).await?;
     let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &key.0);
-    write_status(&api, &owner, res.0).await?;
+    write_status(&api, &owner.name, res.0, &owner.status, || {
+        format!("updating status of {} {}", owner.kind, owner.name)
+    })
+    .await?;
     Ok(res.1)
 }
 
@@ -90,36 +92,11 @@ pub(crate) async fn reconcile_rc(ctx: Arc<Ctx>, key: Key) -> Reconciled {
     };
     let res = sync(&ctx, &owner).await?;
     let api: Api<ReplicationController> = Api::namespaced(ctx.client.clone(), &key.0);
-    write_status(&api, &owner, res.0).await?;
+    write_status(&api, &owner.name, res.0, &owner.status, || {
+        format!("updating status of {} {}", owner.kind, owner.name)
+    })
+    .await?;
     Ok(res.1)
-}
-
-async fn write_status<K>(
-    api: &Api<K>,
-    owner: &ReplicaOwner,
-    status: serde_json::Value,
-) -> Result<(), ReconcileError>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    if !status_changed(&status, &owner.status) {
-        return Ok(());
-    }
-    match api
-        .patch_status(
-            &owner.name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "status": status })),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if crate::kubelet::api_code(&e) == Some(404) => Ok(()),
-        Err(e) => Err(api_err(format!(
-            "updating status of {} {}",
-            owner.kind, owner.name
-        ))(e)),
-    }
 }
 
 /// Deletion preference: lower sorts first (deleted first).
@@ -157,49 +134,26 @@ pub(crate) async fn sync(
     } else {
         o.replicas.max(0) as usize
     };
-    let burst = ctx.opts.burst.max(1);
     let mut first_err: Option<ReconcileError> = None;
     if pods.len() < want && !o.terminating {
         let alive =
             super::owner_alive(ctx, o.api_version, o.kind, &o.namespace, &o.name, &o.uid).await?;
         if let Some(template) = o.template.as_ref().filter(|_| alive) {
             let n = (want - pods.len()).min(500);
-            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &o.namespace);
             let prefix = format!("{}-", o.name);
             let owner = controller_ref(o.api_version, o.kind, &o.name, &o.uid);
-            let results: Vec<Result<Pod, kube::Error>> = futures::stream::iter(0..n)
-                .map(|_| {
-                    let pod = pod_from_template(
-                        template,
-                        &o.namespace,
-                        generated_name(&prefix),
-                        Some(prefix.clone()),
-                        owner.clone(),
-                        &[],
-                    );
-                    let api = api.clone();
-                    async move { api.create(&PostParams::default(), &pod).await }
-                })
-                .buffer_unordered(burst)
-                .collect()
-                .await;
-            for r in results {
-                match r {
-                    Ok(p) => {
-                        if let Some(info) = PodInfo::from_pod(&p) {
-                            ctx.pods.apply(&o.namespace, info);
-                        }
-                    }
-                    Err(e) => {
-                        if first_err.is_none() {
-                            first_err = Some(api_err(format!(
-                                "creating pod for {} {}",
-                                o.kind, o.name
-                            ))(e));
-                        }
-                    }
-                }
-            }
+            let new_pods = (0..n).map(|_| {
+                pod_from_template(
+                    template,
+                    &o.namespace,
+                    generated_name(&prefix),
+                    Some(prefix.clone()),
+                    owner.clone(),
+                    &[],
+                )
+            });
+            let action = format!("creating pod for {} {}", o.kind, o.name);
+            create_pods(ctx, &o.namespace, new_pods, &action, &mut first_err).await;
         }
     } else if pods.len() > want {
         pods.sort_by_key(|p| deletion_rank(p));
@@ -211,23 +165,19 @@ pub(crate) async fn sync(
     }
     // Status from the (write-through) cache.
     let now = k8s_openapi::jiff::Timestamp::now();
-    let active: Vec<Arc<PodInfo>> = ctx
-        .pods
-        .owned_by(&o.uid)
-        .into_iter()
-        .filter(|p| p.active())
-        .collect();
-    let template_labels: BTreeMap<String, String> = o
+    let owned = ctx.pods.owned_by(&o.uid);
+    let active: Vec<&Arc<PodInfo>> = owned.iter().filter(|p| p.active()).collect();
+    let template_labels = o
         .template
         .as_ref()
         .and_then(|t| t.metadata.as_ref())
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
+        .and_then(|m| m.labels.as_ref());
     let fully = active
         .iter()
         .filter(|p| {
             template_labels
-                .iter()
+                .into_iter()
+                .flatten()
                 .all(|(k, v)| p.labels.get(k) == Some(v))
         })
         .count();
@@ -236,12 +186,7 @@ pub(crate) async fn sync(
         .iter()
         .filter(|p| p.available(o.min_ready_seconds, now))
         .count();
-    let terminating = ctx
-        .pods
-        .owned_by(&o.uid)
-        .iter()
-        .filter(|p| p.terminating)
-        .count();
+    let terminating = owned.iter().filter(|p| p.terminating).count();
     let requeue = (available < ready).then(|| Duration::from_secs(1));
     let mut status = json!({
         "replicas": active.len(),
@@ -296,6 +241,7 @@ pub(crate) async fn delete_pods(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn info(name: &str, node: Option<&str>, phase: Phase, ready: bool, age_s: i64) -> PodInfo {
         PodInfo {

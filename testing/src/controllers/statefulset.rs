@@ -13,13 +13,13 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 
 use super::cache::{Phase, PodInfo};
 use super::replicaset::delete_pods;
 use super::{
-    Ctx, Key, Reconciled, api_err, controller_ref, pod_from_template, status_changed, template_hash,
+    Ctx, Key, Reconciled, api_err, controller_ref, pod_from_template, template_hash, write_status,
 };
 
 const REVISION_LABEL: &str = "controller-revision-hash";
@@ -243,25 +243,11 @@ pub(crate) async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Reconciled {
         "collisionCount": sts.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0),
     });
     let old = serde_json::to_value(&sts.status).unwrap_or_default();
-    if status_changed(&status, &old) {
-        let sapi: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
-        match sapi
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({ "status": status })),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if crate::kubelet::api_code(&e) == Some(404) => {}
-            Err(e) => {
-                return Err(api_err(format!("updating statefulset status {ns}/{name}"))(
-                    e,
-                ));
-            }
-        }
-    }
+    let sapi: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
+    write_status(&sapi, &name, status, &old, || {
+        format!("updating statefulset status {ns}/{name}")
+    })
+    .await?;
     let waiting_available = pods.iter().any(|p| p.ready && !p.available(min_ready, now));
     Ok(waiting_available.then(|| std::time::Duration::from_secs(1)))
 }

@@ -627,9 +627,9 @@ where
         let batch: Vec<String> = f
             .names
             .iter()
-            .enumerate()
-            .filter(|(i, _)| i % slots == bucket)
-            .map(|(_, n)| n.clone())
+            .skip(bucket)
+            .step_by(slots)
+            .cloned()
             .collect();
         if batch.is_empty() {
             continue;

@@ -295,6 +295,25 @@ fn container_id() -> String {
     )
 }
 
+/// A container status; `started` is true exactly for running containers.
+fn container_status(name: &str, image: &str, ready: bool, state: Value) -> Value {
+    let started = state.get("running").is_some();
+    let (image, image_id) = image_ref(image);
+    json!({
+        "name": name, "image": image, "imageID": image_id,
+        "containerID": container_id(), "ready": ready, "started": started,
+        "restartCount": 0, "state": state,
+    })
+}
+
+/// Status of a container that ran to completion at `at` (init containers, finished jobs).
+fn terminated_status(name: &str, image: &str, ready: bool, at: &Time) -> Value {
+    let state = json!({ "terminated": {
+        "exitCode": 0, "reason": "Completed", "startedAt": at, "finishedAt": at,
+    } });
+    container_status(name, image, ready, state)
+}
+
 fn running_status(f: &Fleet, node: &str, host: u8, shape: &PodShape, started: &Time) -> Value {
     let Some(slot) = f.nodes.get(node) else {
         return Value::Null;
@@ -308,12 +327,12 @@ fn running_status(f: &Fleet, node: &str, host: u8, shape: &PodShape, started: &T
         .containers
         .iter()
         .map(|(name, image)| {
-            let (image, image_id) = image_ref(image);
-            json!({
-                "name": name, "image": image, "imageID": image_id,
-                "containerID": container_id(), "ready": true, "started": true,
-                "restartCount": 0, "state": { "running": { "startedAt": started } },
-            })
+            container_status(
+                name,
+                image,
+                true,
+                json!({ "running": { "startedAt": started } }),
+            )
         })
         .collect();
     let mut status = json!({
@@ -334,18 +353,7 @@ fn running_status(f: &Fleet, node: &str, host: u8, shape: &PodShape, started: &T
         let inits: Vec<Value> = shape
             .init_containers
             .iter()
-            .map(|(name, image)| {
-                let (image, image_id) = image_ref(image);
-                json!({
-                    "name": name, "image": image, "imageID": image_id,
-                    "containerID": container_id(), "ready": true, "started": false,
-                    "restartCount": 0,
-                    "state": { "terminated": {
-                        "exitCode": 0, "reason": "Completed",
-                        "startedAt": started, "finishedAt": started,
-                    } },
-                })
-            })
+            .map(|(name, image)| terminated_status(name, image, true, started))
             .collect();
         status["initContainerStatuses"] = Value::Array(inits);
     }
@@ -422,18 +430,7 @@ async fn complete_pod(f: Arc<Fleet>, key: PodKey, uid: String, shape: PodShape, 
     let containers: Vec<Value> = shape
         .containers
         .iter()
-        .map(|(name, image)| {
-            let (image, image_id) = image_ref(image);
-            json!({
-                "name": name, "image": image, "imageID": image_id,
-                "containerID": container_id(), "ready": false, "started": false,
-                "restartCount": 0,
-                "state": { "terminated": {
-                    "exitCode": 0, "reason": "Completed",
-                    "startedAt": finished, "finishedAt": finished,
-                } },
-            })
-        })
+        .map(|(name, image)| terminated_status(name, image, false, &finished))
         .collect();
     let status = json!({
         "phase": "Succeeded",
